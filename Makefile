@@ -1,0 +1,44 @@
+# goemu: set-up and checks for a fresh machine (Debian, as root or with sudo).
+PYTHON ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ESBUILD := fixtures/go114-binaries/bin/esbuild-0.5.26
+DEMO_DIR := fixtures/work/demo
+
+.PHONY: demo test deps install fixtures bench clean
+
+# Run goemu on the default binary: esbuild 0.5.26 (Go 1.14.2) --version, then a small bundle.
+demo: install fixtures
+	goemu run $(ESBUILD) --version
+	$(PYTHON) fixtures/gen_bundle_project.py $(DEMO_DIR) 30
+	cd $(DEMO_DIR) && goemu run ../../go114-binaries/bin/esbuild-0.5.26 entry.js --bundle --outfile=out.js
+	@echo "bundle written: $(DEMO_DIR)/out.js ($$(wc -c < $(DEMO_DIR)/out.js) bytes)"
+
+test: install fixtures
+	$(PYTHON) -m pytest -q tests
+
+# System packages: Go 1.19 builds our fixture programs, qemu-user is the benchmark's reference,
+# npm fetches the Go 1.14 binaries.
+deps:
+	@pkgs=""; \
+	[ -x /usr/lib/go-1.19/bin/go ] || pkgs="$$pkgs golang-1.19-go"; \
+	command -v qemu-x86_64 >/dev/null || pkgs="$$pkgs qemu-user"; \
+	command -v npm >/dev/null || pkgs="$$pkgs npm"; \
+	if [ -n "$$pkgs" ]; then \
+		echo "installing:$$pkgs"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
+	fi
+
+install: deps
+	@$(PYTHON) -c "import goemu, unicorn, capstone, elftools, pytest" 2>/dev/null && command -v goemu >/dev/null || \
+		$(PYTHON) -m pip install -q -e '.[test]'
+
+fixtures: deps
+	bash fixtures/fetch.sh
+	bash fixtures/build.sh
+
+bench: install fixtures
+	bench/run
+
+clean:
+	rm -rf fixtures/work fixtures/go1.19-binaries fixtures/go114-binaries/bin build *.egg-info

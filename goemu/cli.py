@@ -1,0 +1,124 @@
+"""goemu's command line: ``goemu run``, ``goemu syscalls``.
+
+Exit statuses: the guest's own; 128+N when the guest died of signal N; 126 for a file that
+cannot be run; 127 for a file that does not exist; 2 for usage errors; 70 for an internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from . import __version__
+
+EXIT_NOT_FOUND = 127
+EXIT_CANNOT_RUN = 126
+EXIT_INTERNAL = 70
+
+
+def _env(args) -> list[str]:
+    env = dict(os.environ)
+    for unset in args.unset or []:
+        env.pop(unset, None)
+    for item in args.env or []:
+        if "=" not in item:
+            raise SystemExit(f"goemu: -E expects VAR=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        env[key] = value
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-E", dest="env", action="append", metavar="VAR=VALUE",
+                   help="set an environment variable for the guest (as qemu-user's -E)")
+    p.add_argument("-U", dest="unset", action="append", metavar="VAR",
+                   help="remove a variable from the guest's environment (as qemu-user's -U)")
+    p.add_argument("--argv0", help="argv[0] the guest sees (default: BINARY as given)")
+    p.add_argument("--strace", action="store_true", help="log every syscall on stderr, strace style")
+    p.add_argument("-v", "--verbose", action="store_true", help="notes: unimplemented syscalls, ...")
+    p.add_argument("--deterministic", action="store_true",
+                   help="virtual clock and fixed pid/random seed: same input, same interleaving, "
+                        "same output and syscall log. Cannot make reproducible: input from outside "
+                        "(stdin, files changing, the network, host signals).")
+    p.add_argument("--cpus", type=int, default=0, metavar="N",
+                   help="CPUs the guest sees (sched_getaffinity; sets Go's default GOMAXPROCS)")
+    p.add_argument("--slice", type=int, default=0, metavar="INSNS",
+                   help="with --deterministic: guest instructions per slice (default 200000)")
+    p.add_argument("--timeslice", type=float, default=0, metavar="MS",
+                   help="host milliseconds per slice before another guest thread gets the CPU (default 2)")
+    p.add_argument("binary", metavar="BINARY")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="goemu", description="Run real Go linux/amd64 binaries instruction "
+                                "by instruction on Unicorn, with goemu playing the Linux kernel.")
+    p.add_argument("--version", action="version", version=f"goemu {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a static linux/amd64 Go binary")
+    _add_run_options(run)
+    sc = sub.add_parser("syscalls", help="list the implemented syscalls and their support level")
+    sc.add_argument("--json", action="store_true")
+    return p
+
+
+def cmd_run(args) -> int:
+    from .kernel import DEFAULT_SLICE, DEFAULT_TIMESLICE_MS, Kernel, Options
+    from .loader import BadExecutable
+    path = args.binary
+    if not os.path.exists(path):
+        print(f"goemu: {path}: No such file or directory", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    opts = Options(strace=args.strace, verbose=args.verbose, deterministic=args.deterministic,
+                   slice=args.slice or DEFAULT_SLICE, cpus=args.cpus,
+                   timeslice_ms=args.timeslice or DEFAULT_TIMESLICE_MS)
+    argv = [args.argv0 or path] + list(args.args)
+    try:
+        k = Kernel(path, argv, _env(args), opts)
+    except BadExecutable as e:
+        print(f"goemu: {path}: {e}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    status = k.run()
+    sys.stdout.flush()
+    return status
+
+
+def cmd_syscalls(args) -> int:
+    import json
+
+    from .syscalls import HANDLERS
+    rows = [{"nr": h.nr, "name": h.name, "level": h.level, "note": h.note}
+            for h in sorted(HANDLERS.values(), key=lambda h: h.nr)]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            print(f"{r['nr']:4d}  {r['name']:<22} {r['level']:<8} {r['note']}".rstrip())
+        print(f"{len(rows)} syscalls; any other number returns ENOSYS (noted under -v/--strace)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "syscalls":
+            return cmd_syscalls(args)
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    except BrokenPipeError:
+        return 128 + signal.SIGPIPE
+    except Exception as e:  # an emulator bug: one line, unless GOEMU_DEBUG asks for the traceback
+        if os.environ.get("GOEMU_DEBUG"):
+            raise
+        print(f"goemu: internal error: {type(e).__name__}: {e} (set GOEMU_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

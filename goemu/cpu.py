@@ -1,0 +1,67 @@
+"""The emulated CPU: one Unicorn instance with a Linux-like x86-64 initial state.
+
+CPU model: HASWELL, which Unicorn's TCG can actually execute: it advertises SSE2..SSE4.2,
+POPCNT, AES, PCLMULQDQ, BMI1/2 and ERMS, and no AVX/AVX2/FMA (TCG cannot run those), and
+XGETBV reports no YMM state, so Go never picks an AVX code path (go114-abi.md §5.3).
+"""
+from __future__ import annotations
+
+from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
+from unicorn import x86_const as X
+
+UNTIL = 0xFFFF_FFFF_FFFF_F000   # an address no guest reaches: emu_start never "ends" by address
+
+# General-purpose registers in sigcontext order (r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip)
+SIGCONTEXT_REGS = [
+    X.UC_X86_REG_R8, X.UC_X86_REG_R9, X.UC_X86_REG_R10, X.UC_X86_REG_R11,
+    X.UC_X86_REG_R12, X.UC_X86_REG_R13, X.UC_X86_REG_R14, X.UC_X86_REG_R15,
+    X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_REG_RBP, X.UC_X86_REG_RBX,
+    X.UC_X86_REG_RDX, X.UC_X86_REG_RAX, X.UC_X86_REG_RCX, X.UC_X86_REG_RSP,
+    X.UC_X86_REG_RIP,
+]
+# syscall argument registers
+ARG_REGS = [X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_REG_RDX,
+            X.UC_X86_REG_R10, X.UC_X86_REG_R8, X.UC_X86_REG_R9]
+RAX, RIP, RSP, EFLAGS, FS_BASE = (X.UC_X86_REG_RAX, X.UC_X86_REG_RIP, X.UC_X86_REG_RSP,
+                                  X.UC_X86_REG_EFLAGS, X.UC_X86_REG_FS_BASE)
+GS_BASE = X.UC_X86_REG_GS_BASE
+
+LINUX_MXCSR = 0x1F80
+LINUX_FPCW = 0x037F
+
+
+def make_uc() -> Uc:
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.ctl_set_cpu_model(X.UC_CPU_X86_HASWELL)   # must precede any other use
+    return uc
+
+
+def reset_registers(uc: Uc, entry: int, rsp: int) -> None:
+    """Registers as Linux leaves them at the entry of a new process."""
+    for reg in SIGCONTEXT_REGS:
+        uc.reg_write(reg, 0)
+    uc.reg_write(RSP, rsp)
+    uc.reg_write(RIP, entry)
+    uc.reg_write(EFLAGS, 0x202)
+    uc.reg_write(X.UC_X86_REG_MXCSR, LINUX_MXCSR)
+    uc.reg_write(X.UC_X86_REG_FPCW, LINUX_FPCW)
+
+
+def hook_rdtsc(uc: Uc, read_tsc) -> list:
+    """Answer RDTSC/RDTSCP from `read_tsc()` (for --deterministic runs; otherwise the guest
+    reads the host TSC). Unicorn supports these instruction hooks, but its Python binding only
+    exposes IN/OUT/SYSCALL/CPUID, so the callback is registered with the CPUID signature."""
+    from unicorn.unicorn_py3.arch.intel import HOOK_INSN_CPUID_CFUNC
+    from unicorn.unicorn_py3.unicorn import uccallback
+
+    @uccallback(uc, HOOK_INSN_CPUID_CFUNC)
+    def on_rdtsc(uc_, _key):
+        tsc = read_tsc()
+        uc_.reg_write(X.UC_X86_REG_RAX, tsc & 0xFFFFFFFF)
+        uc_.reg_write(X.UC_X86_REG_RDX, tsc >> 32)
+        return 1   # skip the built-in instruction
+
+    add = getattr(uc, "_Uc__do_hook_add")
+    add(0x2, on_rdtsc, 1, 0, X.UC_X86_INS_RDTSC)    # 0x2 = UC_HOOK_INSN
+    add(0x2, on_rdtsc, 1, 0, X.UC_X86_INS_RDTSCP)
+    return [on_rdtsc]

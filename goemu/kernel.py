@@ -1,0 +1,285 @@
+"""The emulated process and its run loop: goemu playing the Linux kernel for one Go program.
+
+Hooks on the normal path: the ``syscall`` instruction, invalid memory accesses (faults) and CPU
+interrupts (int3, divide error). No hook runs per instruction or per block; slices end through
+``emu_start(count=N)``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+from unicorn import (UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED, UC_ERR_INSN_INVALID,
+                     UC_ERR_READ_PROT, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT,
+                     UC_ERR_WRITE_UNMAPPED, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID,
+                     UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_PROT,
+                     UC_MEM_WRITE_UNMAPPED, UcError)
+from unicorn import x86_const as X
+
+from . import signals
+from .clock import HostClock, VirtualClock
+from .cpu import RIP, hook_rdtsc, make_uc, reset_registers
+from .fdtable import FdTable
+from .loader import auxv_bytes, build_stack, load, read_image
+from .memory import Memory
+from .sched import Scheduler
+from .slicer import BlockStopSlicer, CountSlicer
+from .strace import Strace
+from .thread import DEAD, Thread
+from .vdso import VVAR_ADDR, vvar_bytes
+
+DEFAULT_SLICE = 200_000   # guest instructions per slice, --deterministic (count) slicing
+DEFAULT_TIMESLICE_MS = 2.0  # host milliseconds per slice, normal (watchdog) slicing
+
+
+class GuestExit(Exception):
+    pass
+
+
+@dataclass
+class Options:
+    strace: bool = False
+    verbose: bool = False
+    deterministic: bool = False
+    slice: int = DEFAULT_SLICE
+    timeslice_ms: float = DEFAULT_TIMESLICE_MS
+    cpus: int = 0                      # 0: the host's count
+    trace_out: object = None           # where --strace and notes go (default stderr)
+    extra: dict = field(default_factory=dict)
+
+
+class Kernel:
+    def __init__(self, path: str, argv: list[str], env: list[str], opts: Options):
+        self.opts = opts
+        self.image = read_image(path)        # raises BadExecutable
+        self.exe_path = os.path.realpath(path)
+        self.uc = make_uc()
+        self.mem = Memory(self.uc)
+        load(self.mem, self.image)
+        self.deterministic = opts.deterministic
+        self.clock = VirtualClock() if opts.deterministic else HostClock()
+        self.pid = 1000 if opts.deterministic else os.getpid()
+        self.ncpus = opts.cpus or (os.cpu_count() or 1)
+        random16 = bytes(range(16)) if opts.deterministic else os.urandom(16)
+        self.argv = [a.encode("utf-8", "surrogateescape") for a in argv]
+        self.envp = [e.encode("utf-8", "surrogateescape") for e in env]
+        rsp = build_stack(self.mem, self.image, self.argv, self.envp, random16)
+        self.auxv = auxv_bytes(self.mem, rsp)
+        reset_registers(self.uc, self.image.entry, rsp)
+        self.fds = FdTable.from_host_stdio()
+        self.signals = signals.Signals()
+        self.sched = Scheduler(self)
+        self.threads: dict[int, Thread] = {}
+        self._next_tid = self.pid
+        main = self.new_thread()
+        main.ctx = self.uc.context_save()
+        main.name = "main"
+        self.loaded: Thread | None = main
+        self.current: Thread | None = main
+        self.sched.add(main)
+        self.out = opts.trace_out or sys.stderr
+        self.strace = Strace(self, self.out) if opts.strace else None
+        self.exit_status: int | None = None
+        self.killed_by = 0
+        self.stop_reason: str | None = None
+        self.after_stop = None
+        self.fault: tuple | None = None
+        self.fault_cr2 = self.fault_err = self.fault_trapno = 0
+        self._noted: set[int] = set()
+        self.slices = 0
+        self._install_hooks()
+        if opts.deterministic:
+            self.slicer = CountSlicer(self.uc, opts.slice)
+        else:
+            self.slicer = BlockStopSlicer(self.uc, opts.timeslice_ms / 1000.0)
+
+    # ---- threads -----------------------------------------------------------
+    def new_thread(self) -> Thread:
+        tid = self._next_tid
+        self._next_tid += 1
+        t = Thread(tid)
+        self.threads[tid] = t
+        return t
+
+    def live_threads(self) -> list[Thread]:
+        return [t for t in self.threads.values() if t.state != DEAD]
+
+    def load(self, t: Thread) -> None:
+        """Make t's registers the CPU's (saving the previous thread's)."""
+        if self.loaded is t:
+            return
+        prev = self.loaded
+        if prev is not None and prev.state != DEAD:
+            self.uc.context_update(prev.ctx)
+        self.uc.context_restore(t.ctx)
+        self.loaded = t
+
+    def set_reg(self, t: Thread, reg: int, value: int) -> None:
+        if t is self.loaded:
+            self.uc.reg_write(reg, value)
+        else:
+            t.ctx.reg_write(reg, value)
+
+    def get_reg(self, t: Thread, reg: int) -> int:
+        return self.uc.reg_read(reg) if t is self.loaded else t.ctx.reg_read(reg)
+
+    def stop(self, reason: str, then=None) -> None:
+        """Stop emulation after the current instruction (from inside a hook)."""
+        self.stop_reason = reason
+        if then is not None:
+            self.after_stop = then
+        self.uc.emu_stop()
+
+    # ---- process end -------------------------------------------------------
+    def exit_group(self, code: int) -> None:
+        if self.exit_status is None:
+            self.exit_status = code & 0xFF
+        self.stop("exit")
+
+    def terminate_by_signal(self, sig: int) -> None:
+        """The default action of a fatal signal: end the process; report as a shell does."""
+        if self.exit_status is not None:
+            return
+        self.killed_by = sig
+        self.exit_status = 128 + sig
+        if sig not in (2, 13):   # bash stays quiet for SIGINT and SIGPIPE
+            desc = signals.DESCRIPTIONS.get(sig, signals.name(sig))
+            core = " (core dumped)" if sig in signals.CORE_BY_DEFAULT else ""
+            sys.stdout.flush()
+            print(f"goemu: guest terminated by {signals.name(sig)}: {desc}{core}", file=sys.stderr)
+        try:
+            self.uc.emu_stop()
+        except UcError:
+            pass
+
+    # ---- notes and tracing ---------------------------------------------------
+    def note_unimplemented(self, nr: int, name: str) -> None:
+        if nr in self._noted:
+            return
+        self._noted.add(nr)
+        if self.opts.verbose or self.opts.strace:
+            print(f"goemu: note: syscall {nr} ({name}) is not implemented; the guest got ENOSYS",
+                  file=self.out)
+
+    def note(self, text: str) -> None:
+        if self.opts.verbose:
+            print(f"goemu: note: {text}", file=self.out)
+
+    def trace_signal(self, t: Thread, sig: int, info: bytes) -> None:
+        if self.strace is not None:
+            import struct
+            code = struct.unpack_from("<i", info, 8)[0]
+            if code <= 0:   # sent by kill/tkill: the union holds the sender
+                pid, uid = struct.unpack_from("<iI", info, 16)
+                detail = f"si_pid={pid}, si_uid={uid}"
+            else:
+                detail = f"si_addr={struct.unpack_from('<Q', info, 16)[0]:#x}"
+            self.strace.text(t, f"--- {signals.name(sig)} {{si_signo={signals.name(sig)}, "
+                                f"si_code={code}, {detail}}} ---")
+
+    # ---- hooks ---------------------------------------------------------------
+    def _install_hooks(self) -> None:
+        from .syscalls import dispatch
+        uc = self.uc
+
+        def on_syscall(uc_, _ud):
+            dispatch(self, self.current)
+
+        def on_invalid(uc_, access, address, size, value, _ud):
+            self.fault = ("mem", access, address)
+            return False
+
+        def on_intr(uc_, intno, _ud):
+            self.fault = ("intr", intno, 0)
+            self.stop("trap")
+
+        uc.hook_add(UC_HOOK_INSN, on_syscall, None, 1, 0, X.UC_X86_INS_SYSCALL)
+        uc.hook_add(UC_HOOK_MEM_INVALID, on_invalid)
+        uc.hook_add(UC_HOOK_INTR, on_intr)
+        self._hooks = [on_syscall, on_invalid, on_intr]   # keep the callbacks alive
+        if self.deterministic:
+            reads = iter(range(1 << 62))
+            self._hooks += hook_rdtsc(uc, lambda: self.clock.monotonic() * 3 + next(reads))
+
+    def publish_time(self) -> None:
+        self.uc.mem_write(VVAR_ADDR, vvar_bytes(self.clock.realtime(), self.clock.monotonic()))
+
+    # ---- faults --------------------------------------------------------------
+    def _cpu_exception(self, t: Thread, err: UcError) -> None:
+        """Turn a CPU exception into the signal Linux would send (go114-abi.md §3.6, §8.5)."""
+        fault, self.fault = self.fault, None
+        rip = self.uc.reg_read(RIP)
+        code = err.errno
+        if fault and fault[0] == "mem" or code in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED,
+                                                   UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_PROT,
+                                                   UC_ERR_WRITE_PROT, UC_ERR_FETCH_PROT):
+            access, addr = (fault[1], fault[2]) if fault else (0, 0)
+            vma = self.mem.find(addr)
+            si_code = signals.SEGV_ACCERR if vma is not None else signals.SEGV_MAPERR
+            err_bits = 4 | (2 if access in (UC_MEM_WRITE_UNMAPPED, UC_MEM_WRITE_PROT) else 0) | \
+                (16 if access in (UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT) else 0) | (1 if vma else 0)
+            self.fault_cr2, self.fault_err, self.fault_trapno = addr, err_bits, 14
+            signals.force_fault(self, t, 11, signals.siginfo(11, si_code, addr))
+        elif code == UC_ERR_INSN_INVALID:
+            self.fault_trapno = 6
+            signals.force_fault(self, t, 4, signals.siginfo(4, signals.ILL_ILLOPN, rip))
+        else:
+            raise err
+
+    def _trap(self, t: Thread) -> None:
+        fault, self.fault = self.fault, None
+        intno = fault[1]
+        rip = self.uc.reg_read(RIP)
+        self.fault_trapno = intno
+        if intno == 0:
+            signals.force_fault(self, t, 8, signals.siginfo(8, signals.FPE_INTDIV, rip))
+        elif intno == 3:
+            signals.force_fault(self, t, 5, signals.siginfo(5, signals.SI_KERNEL))
+        elif intno == 6:
+            signals.force_fault(self, t, 4, signals.siginfo(4, signals.ILL_ILLOPN, rip))
+        else:
+            signals.force_fault(self, t, 11, signals.siginfo(11, signals.SI_KERNEL))
+
+    # ---- the run loop ----------------------------------------------------------
+    def run(self) -> int:
+        uc = self.uc
+        sched = self.sched
+        slice_len = self.opts.slice
+        slicer = self.slicer
+        while self.exit_status is None:
+            t = sched.pick()
+            if t is None:
+                if not self.live_threads():
+                    break
+                self.clock.idle_until(sched.next_deadline(), sched.poll_fds())
+                continue
+            self.load(t)
+            self.current = t
+            if t.pending:
+                signals.deliver(self, t)
+                if self.exit_status is not None:
+                    break
+            self.stop_reason = None
+            self.publish_time()
+            try:
+                slicer.run(uc.reg_read(RIP))
+            except UcError as e:
+                self._cpu_exception(t, e)
+            self.slices += 1
+            if self.after_stop is not None:
+                fn, self.after_stop = self.after_stop, None
+                fn()
+            if self.stop_reason == "trap":
+                self._trap(t)
+            if t.state == "runnable":
+                if self.stop_reason is None and not t.pending:
+                    self.clock.slice_done(slice_len)
+                    sched.runq.append(t)         # slice used up: round robin
+                elif self.stop_reason == "yield":
+                    sched.runq.append(t)
+                else:
+                    sched.runq.appendleft(t)     # stopped for a syscall, signal or fault: go on
+        slicer.close()
+        self.fds.close_all()
+        return self.exit_status if self.exit_status is not None else 0

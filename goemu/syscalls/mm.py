@@ -1,0 +1,131 @@
+"""Memory syscalls: mmap, munmap, mprotect, madvise, mincore, brk, mremap, msync, mlock."""
+from __future__ import annotations
+
+import os
+
+from ..errno import EBADF, EEXIST, EINVAL, ENODEV, ENOMEM, LinuxError, from_oserror
+from ..memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED,
+                      PAGE, PROT_NONE, PROT_WRITE, TASK_SIZE, page_up)
+from . import PARTIAL, syscall
+
+
+@syscall("mmap", "ptr", "size", "prot", "mapflags", "fd", "hex", ret="hex", level=PARTIAL,
+         note="MAP_SHARED file mappings are private copies (writes are not written back)")
+def mmap(k, t, addr, length, prot, flags, fd, offset):
+    if length == 0 or length > TASK_SIZE:
+        raise LinuxError(EINVAL)
+    if offset & (PAGE - 1):
+        raise LinuxError(EINVAL)
+    if not flags & (MAP_SHARED | MAP_PRIVATE):
+        raise LinuxError(EINVAL)
+    fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
+    if flags & MAP_FIXED_NOREPLACE and k.mem.overlaps(addr, addr + page_up(length)):
+        raise LinuxError(EEXIST)
+    data = None
+    if not flags & MAP_ANONYMOUS:
+        fd = fd & 0xFFFFFFFF
+        entry = k.fds.fds.get(fd if fd < 0x80000000 else -1)
+        if entry is None:
+            raise LinuxError(EBADF)
+        if entry.kind not in ("file", "memfd", "stdio"):
+            raise LinuxError(ENODEV)
+        try:
+            data = os.pread(entry.host, page_up(length), offset)
+        except OSError as e:
+            raise from_oserror(e) from None
+        data = data.ljust(page_up(length), b"\0")
+        if prot == PROT_NONE:
+            data = None
+    if not fixed and addr:
+        addr &= ~(PAGE - 1)
+    return k.mem.map(addr, length, prot, "[anon]" if data is None else "[file]", fixed=fixed, data=data)
+
+
+@syscall("munmap", "ptr", "size")
+def munmap(k, t, addr, length):
+    k.mem.unmap(addr, length)
+    return 0
+
+
+@syscall("mprotect", "ptr", "size", "prot")
+def mprotect(k, t, addr, length, prot):
+    if prot & ~7:
+        raise LinuxError(EINVAL)
+    k.mem.protect(addr, length, prot)
+    return 0
+
+
+@syscall("madvise", "ptr", "size", "int", level=PARTIAL,
+         note="advice only: MADV_DONTNEED does not zero pages (Go 1.14 never relies on it)")
+def madvise(k, t, addr, length, advice):
+    if addr & (PAGE - 1):
+        raise LinuxError(EINVAL)
+    return 0
+
+
+@syscall("mincore", "ptr", "size", "ptr")
+def mincore(k, t, addr, length, vec):
+    if addr & (PAGE - 1):
+        raise LinuxError(EINVAL)
+    pages = page_up(length) // PAGE
+    out = bytearray(pages)
+    for i in range(pages):
+        v = k.mem.find(addr + i * PAGE)
+        if v is None:
+            raise LinuxError(ENOMEM)
+        out[i] = 1 if v.prot != PROT_NONE else 0
+    k.mem.write(vec, bytes(out))
+    return 0
+
+
+@syscall("brk", "ptr", ret="hex")
+def brk(k, t, addr):
+    if addr == 0:
+        return k.mem.brk
+    try:
+        return k.mem.set_brk(addr)
+    except LinuxError:
+        return k.mem.brk
+
+
+@syscall("mremap", "ptr", "size", "size", "hex", "ptr", ret="hex", level=PARTIAL,
+         note="moves by copying")
+def mremap(k, t, old, old_len, new_len, flags, new_addr):
+    MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+    v = k.mem.find(old)
+    if v is None or old & (PAGE - 1):
+        raise LinuxError(EINVAL if v else 14)
+    old_len, new_len = page_up(old_len), page_up(new_len)
+    if new_len <= old_len and not flags & MREMAP_FIXED:
+        if new_len < old_len:
+            k.mem.unmap(old + new_len, old_len - new_len)
+        return old
+    if not flags & MREMAP_MAYMOVE:
+        raise LinuxError(ENOMEM)
+    data = k.mem.read(old, old_len) if v.prot != PROT_NONE else None
+    dest = k.mem.map(new_addr if flags & MREMAP_FIXED else 0, new_len, v.prot | (PROT_WRITE if data else 0),
+                     v.name, fixed=bool(flags & MREMAP_FIXED))
+    if data:
+        k.mem.write(dest, data)
+        if not v.prot & PROT_WRITE:
+            k.mem.protect(dest, new_len, v.prot)
+    k.mem.unmap(old, old_len)
+    return dest
+
+
+@syscall("msync", "ptr", "size", "hex")
+def msync(k, t, addr, length, flags):
+    return 0
+
+
+@syscall("mlock", "ptr", "size")
+def mlock(k, t, addr, length):
+    return 0
+
+
+@syscall("munlock", "ptr", "size")
+def munlock(k, t, addr, length):
+    return 0
+
+
+

@@ -1,0 +1,88 @@
+"""Bad input: one line `goemu: PATH: reason`, a distinct exit status, never a traceback."""
+from __future__ import annotations
+
+import shutil
+import struct
+
+import pytest
+
+from conftest import esbuild, go119, goemu_cli
+
+
+def _check(path, status, reason_part):
+    p = goemu_cli("run", path)
+    err = p.stderr.decode()
+    assert p.returncode == status, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"goemu: {path}: ")
+    assert reason_part in lines[0]
+    assert p.stdout == b""
+
+
+def _elf_header(ei_class=2, machine=62, e_type=2, phnum=0):
+    ident = b"\x7fELF" + bytes([ei_class, 1, 1, 0]) + b"\0" * 8
+    return ident + struct.pack("<HHIQQQIHHHHHH", e_type, machine, 1, 0x401000, 64, 0, 0, 64, 56,
+                               phnum, 64, 0, 0)
+
+
+def test_not_found(tmp_path):
+    _check(tmp_path / "nosuch", 127, "No such file or directory")
+
+
+def test_directory(tmp_path):
+    _check(tmp_path, 126, "Is a directory")
+
+
+def test_not_elf(tmp_path):
+    f = tmp_path / "script.sh"
+    f.write_text("#!/bin/sh\necho hi\n")
+    _check(f, 126, "not an ELF")
+
+
+def test_empty(tmp_path):
+    f = tmp_path / "empty"
+    f.write_bytes(b"")
+    _check(f, 126, "empty")
+
+
+def test_32bit(tmp_path):
+    f = tmp_path / "elf32"
+    f.write_bytes(_elf_header(ei_class=1) + b"\0" * 64)
+    _check(f, 126, "32-bit")
+
+
+def test_wrong_arch(tmp_path):
+    f = tmp_path / "aarch64"
+    f.write_bytes(_elf_header(machine=183) + b"\0" * 64)
+    _check(f, 126, "wrong architecture")
+
+
+def test_dynamically_linked(tmp_path):
+    # a dynamically linked host program (it has PT_INTERP)
+    path = shutil.which("ls")
+    with open(path, "rb") as fh:
+        assert fh.read(4) == b"\x7fELF"
+    _check(path, 126, "dynamically linked")
+
+
+def test_pie(tmp_path):
+    f = tmp_path / "pie"
+    f.write_bytes(_elf_header(e_type=3) + b"\0" * 64)
+    _check(f, 126, "position-independent")
+
+
+@pytest.mark.parametrize("cut", [40, 2000, 100_000])
+def test_truncated(tmp_path, cut):
+    f = tmp_path / "truncated"
+    f.write_bytes(esbuild("0.5.26").read_bytes()[:cut])
+    _check(f, 126, "truncated")
+
+
+def test_guest_crash_status_and_message():
+    """A Go program's own crash keeps Go's message and status 2 (checked against native in
+    test_programs); a fault with no handler at all ends as the kernel's default action."""
+    p = goemu_cli("run", go119("nilderef"))
+    assert p.returncode == 2
+    assert b"Traceback" not in p.stderr

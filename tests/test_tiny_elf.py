@@ -1,0 +1,55 @@
+"""Faults, default signal actions and raw syscalls on tiny hand-made static ELFs, against native."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import exit_status, goemu_cli, run_goemu, run_native
+from tinyelf import BASE, exit_with_rax, make_elf
+
+CASES = {
+    # name: machine code
+    "exit42": b"\xbf\x2a\x00\x00\x00\xb8\xe7\x00\x00\x00\x0f\x05",              # exit_group(42)
+    "nil_load": b"\x48\x8b\x04\x25\x00\x00\x00\x00",                             # mov rax, [0]
+    # the RWX segment takes the store; then execution runs into zeros (add [rax], al; rax=0)
+    "store_to_text": b"\xc6\x05\x00\x00\x00\x00\x01",                            # mov byte [rip], 1
+    "int3": b"\xcc",
+    "ud2": b"\x0f\x0b",
+    "div_zero": b"\x31\xc9\x48\xf7\xf1",                                         # xor ecx,ecx; div rcx
+    "call_nil": b"\x31\xc0\xff\xd0",                                             # xor eax,eax; call rax
+    # unknown syscall number 1000: RAX must become -ENOSYS, so the exit status is (-38) & 0xff
+    "enosys": b"\xb8\xe8\x03\x00\x00\x0f\x05" + exit_with_rax(),
+    # write(1, msg, 3) then exit(0)
+    "write": b"\xbf\x01\x00\x00\x00\x48\xbe" + (BASE + 0x1000).to_bytes(8, "little")
+             + b"\xba\x03\x00\x00\x00\xb8\x01\x00\x00\x00\x0f\x05"
+             + b"\x31\xff\xb8\x3c\x00\x00\x00\x0f\x05",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_tiny_matches_native(name, tmp_path):
+    binary = make_elf(CASES[name], tmp_path / name, data=b"hi\n")
+    native = run_native(binary)
+    emu = run_goemu(binary)
+    assert exit_status(emu) == exit_status(native), emu.stderr
+    assert emu.stdout == native.stdout
+    assert b"Traceback" not in emu.stderr
+
+
+def test_expected_native_statuses(tmp_path):
+    """The oracle: each case really ends the way the comparison above relies on."""
+    want = {"exit42": 42, "nil_load": 139, "int3": 133, "ud2": 132, "div_zero": 136,
+            "enosys": 256 - 38, "write": 0, "call_nil": 139, "store_to_text": 139}
+    for name, status in want.items():
+        got = exit_status(run_native(make_elf(CASES[name], tmp_path / name, data=b"hi\n")))
+        assert got == status, name
+
+
+def test_fault_message_and_verbose_note(tmp_path):
+    binary = make_elf(CASES["nil_load"], tmp_path / "segv")
+    p = goemu_cli("run", binary)
+    assert p.returncode == 139
+    assert p.stderr.decode().strip() == "goemu: guest terminated by SIGSEGV: Segmentation fault (core dumped)"
+    binary = make_elf(CASES["enosys"], tmp_path / "enosys")
+    p = goemu_cli("run", "-v", binary)
+    assert p.returncode == 256 - 38
+    assert "syscall 1000" in p.stderr.decode() and "ENOSYS" in p.stderr.decode()
