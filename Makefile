@@ -29,9 +29,11 @@ deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
 	fi
 
+# (Re)install when goemu is missing or is installed from another checkout.
 install: deps
-	@$(PYTHON) -c "import goemu, unicorn, capstone, elftools, pytest" 2>/dev/null && command -v goemu >/dev/null || \
-		$(PYTHON) -m pip install -q -e '.[test]'
+	@$(PYTHON) -c "import os, sys, goemu, unicorn, capstone, elftools, pytest; \
+		sys.exit(os.path.dirname(os.path.realpath(goemu.__file__)) != os.path.realpath('goemu'))" 2>/dev/null \
+		&& command -v goemu >/dev/null || $(PYTHON) -m pip install -q -e '.[test]'
 
 fixtures: deps
 	bash fixtures/fetch.sh
