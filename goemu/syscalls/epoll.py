@@ -12,7 +12,7 @@ import os
 import select
 import struct
 
-from ..errno import EEXIST, EINVAL, ENOENT, LinuxError, from_oserror
+from ..errno import EINVAL, LinuxError, from_oserror
 from ..fdtable import Fd
 from ..thread import Restart, Wait
 from . import BLOCK, syscall
@@ -71,24 +71,20 @@ def epoll_ctl(k, t, epfd, op, fd, event):
     if fd == epfd:
         raise LinuxError(EINVAL)
     host = target.host
+    # The host kernel decides every error (EPERM for regular files even on DEL, EEXIST, ENOENT),
+    # in Linux's order; goemu only remembers the guest's data word.
     try:
         if op == EPOLL_CTL_DEL:
-            if host not in inst.data:
-                raise LinuxError(ENOENT)
             inst.ep.unregister(host)
-            del inst.data[host]
+            inst.data.pop(host, None)
             return 0
+        if op not in (EPOLL_CTL_ADD, EPOLL_CTL_MOD):
+            raise LinuxError(EINVAL)
         events, data = _EVENT.unpack(k.mem.read(event, 12))
         if op == EPOLL_CTL_ADD:
-            if host in inst.data:
-                raise LinuxError(EEXIST)
             inst.ep.register(host, events)
-        elif op == EPOLL_CTL_MOD:
-            if host not in inst.data:
-                raise LinuxError(ENOENT)
-            inst.ep.modify(host, events)
         else:
-            raise LinuxError(EINVAL)
+            inst.ep.modify(host, events)
     except OSError as e:
         raise from_oserror(e) from None
     inst.data[host] = data
