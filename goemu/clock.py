@@ -36,14 +36,15 @@ class HostClock:
     def syscall_done(self) -> None:
         pass
 
-    def idle_until(self, deadline: int | None, fds: list[int], max_wait_s: float = 0.5) -> None:
+    def idle_until(self, deadline: int | None, rfds: list[int], wfds: list[int],
+                   max_wait_s: float = 0.5) -> None:
         """Nothing to run: wait on the host until the earliest guest deadline (monotonic ns)
-        or until one of the host fds that blocked threads poll becomes readable."""
+        or until one of the host fds that blocked threads poll becomes ready."""
         delay = max_wait_s if deadline is None else min((deadline - self.monotonic()) / 1e9, max_wait_s)
         if delay <= 0:
             return
-        if fds:
-            _wait_fds(fds, delay)
+        if rfds or wfds:
+            _wait_fds(rfds, wfds, delay)
         else:
             time.sleep(delay)
 
@@ -66,19 +67,20 @@ class VirtualClock:
     def syscall_done(self) -> None:
         self.now += NS_PER_SYSCALL
 
-    def idle_until(self, deadline: int | None, fds: list[int], max_wait_s: float = 0.5) -> None:
+    def idle_until(self, deadline: int | None, rfds: list[int], wfds: list[int],
+                   max_wait_s: float = 0.5) -> None:
         """Jump over idle time; only host events (outside input) can make a wait end early."""
-        if fds and _wait_fds(fds, 0 if deadline is not None else max_wait_s):
+        if (rfds or wfds) and _wait_fds(rfds, wfds, 0 if deadline is not None else max_wait_s):
             return
         if deadline is not None and deadline > self.now:
             self.now = deadline
-        elif deadline is None and not fds:
+        elif deadline is None and not (rfds or wfds):
             time.sleep(max_wait_s)
 
 
-def _wait_fds(fds: list[int], timeout: float) -> bool:
+def _wait_fds(rfds: list[int], wfds: list[int], timeout: float) -> bool:
     try:
-        readable, _, _ = select.select(fds, [], [], timeout)
+        r, w, _ = select.select(rfds, wfds, [], timeout)
     except (OSError, ValueError):
         return True     # a closed fd: let the pollers find out
-    return bool(readable)
+    return bool(r or w)

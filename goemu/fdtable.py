@@ -23,6 +23,7 @@ class Fd:
     path: str = ""       # what the guest opened, for strace and /proc/self/fd
     kind: str = "file"   # file, dir, pipe, socket, epoll, memfd, tty ...
     obj: object = None   # extra state for emulated kinds (epoll instance, ...)
+    host_kind: str | None = None   # fstat kind of the host fd, cached by goemu.hostio
 
 
 class FdTable:
@@ -75,9 +76,8 @@ class FdTable:
             if missing_ok:
                 return
             raise LinuxError(EBADF)
-        closer = getattr(entry.obj, "close", None)
-        if closer is not None:
-            closer()
+        # entry.obj (an epoll instance, a directory stream) may be shared with dup'ed fds and
+        # with a vfork child's copy of the table: it goes away with its last reference.
         try:
             os.close(entry.host)
         except OSError as e:

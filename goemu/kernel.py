@@ -21,6 +21,8 @@ from . import signals
 from .clock import HostClock, VirtualClock
 from .cpu import RIP, hook_rdtsc, make_uc, reset_registers
 from .fdtable import FdTable
+from .process import Child, Process
+from .hostio import HostSignals
 from .loader import auxv_bytes, build_stack, load, read_image
 from .memory import Memory
 from .sched import Scheduler
@@ -67,12 +69,13 @@ class Kernel:
         rsp = build_stack(self.mem, self.image, self.argv, self.envp, random16)
         self.auxv = auxv_bytes(self.mem, rsp)
         reset_registers(self.uc, self.image.entry, rsp)
-        self.fds = FdTable.from_host_stdio()
-        self.signals = signals.Signals()
+        self.main_proc = Process(self.pid, FdTable.from_host_stdio(), signals.Signals())
+        self.children: dict[int, Child] = {}
         self.sched = Scheduler(self)
         self.threads: dict[int, Thread] = {}
         self._next_tid = self.pid
         main = self.new_thread()
+        main.proc = self.main_proc
         main.ctx = self.uc.context_save()
         main.name = "main"
         self.loaded: Thread | None = main
@@ -87,12 +90,43 @@ class Kernel:
         self.fault: tuple | None = None
         self.fault_cr2 = self.fault_err = self.fault_trapno = 0
         self._noted: set[int] = set()
+        self.host_signals: HostSignals | None = None
         self.slices = 0
         self._install_hooks()
         if opts.deterministic:
             self.slicer = CountSlicer(self.uc, opts.slice)
         else:
             self.slicer = BlockStopSlicer(self.uc, opts.timeslice_ms / 1000.0)
+
+    # ---- processes ---------------------------------------------------------
+    @property
+    def proc(self) -> Process:
+        """The process of the running thread (the main process, or a vfork child before execve)."""
+        t = self.current
+        return t.proc if t is not None and t.proc is not None else self.main_proc
+
+    @property
+    def fds(self) -> FdTable:
+        return self.proc.fds
+
+    @property
+    def signals(self) -> signals.Signals:
+        return self.proc.signals
+
+    def poll_children(self) -> None:
+        """Notice children that ended: keep their status, send the guest SIGCHLD."""
+        for child in self.children.values():
+            if child.notified or not child.poll():
+                continue
+            child.notified = True
+            st = child.status
+            if os.WIFSIGNALED(st):
+                code, value = (3 if os.WCOREDUMP(st) else 2), os.WTERMSIG(st)
+            else:
+                code, value = 1, os.WEXITSTATUS(st)
+            info = signals.siginfo(17, code, pid=child.pid, uid=os.getuid())
+            info = info[:24] + value.to_bytes(4, "little", signed=True) + info[28:]
+            signals.send_process(self, 17, info, self.main_proc)
 
     # ---- threads -----------------------------------------------------------
     def new_thread(self) -> Thread:
@@ -242,17 +276,39 @@ class Kernel:
             signals.force_fault(self, t, 11, signals.siginfo(11, signals.SI_KERNEL))
 
     # ---- the run loop ----------------------------------------------------------
+    def _forward_host_signals(self) -> None:
+        for sig in self.host_signals.take():
+            signals.send_process(self, sig, signals.siginfo(sig, signals.SI_USER), self.main_proc)
+
     def run(self) -> int:
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            self.host_signals = HostSignals()
+        try:
+            return self._run()
+        finally:
+            if self.host_signals is not None:
+                self.host_signals.close()
+                self.host_signals = None
+
+    def _run(self) -> int:
         uc = self.uc
         sched = self.sched
         slice_len = self.opts.slice
         slicer = self.slicer
         while self.exit_status is None:
+            if self.host_signals is not None and self.host_signals.pending:
+                self._forward_host_signals()
+            if self.children:
+                self.poll_children()
             t = sched.pick()
             if t is None:
                 if not self.live_threads():
                     break
-                self.clock.idle_until(sched.next_deadline(), sched.poll_fds())
+                rfds, wfds = sched.poll_fds()
+                if self.host_signals is not None:
+                    rfds.append(self.host_signals.rfd)
+                self.clock.idle_until(sched.next_deadline(), rfds, wfds)
                 continue
             self.load(t)
             self.current = t
@@ -260,6 +316,8 @@ class Kernel:
                 signals.deliver(self, t)
                 if self.exit_status is not None:
                     break
+                if t.state != "runnable":
+                    continue
             self.stop_reason = None
             self.publish_time()
             try:
@@ -281,5 +339,5 @@ class Kernel:
                 else:
                     sched.runq.appendleft(t)     # stopped for a syscall, signal or fault: go on
         slicer.close()
-        self.fds.close_all()
+        self.main_proc.fds.close_all()
         return self.exit_status if self.exit_status is not None else 0

@@ -62,10 +62,11 @@ class Scheduler:
     def interrupt(self, t: Thread, sig: int) -> None:
         """A deliverable signal arrived for a blocked thread: end the wait as Linux would."""
         w = t.wait
-        if w is None:
+        if w is None or w.uninterruptible:
             return
-        act = self.k.signals.actions[sig]
-        if self.k.signals.ignored(sig):
+        table = (t.proc or self.k.main_proc).signals
+        act = table.actions[sig]
+        if table.ignored(sig):
             return
         if w.restart is Restart.IF_SA_RESTART and act.flags & SA_RESTART and act.handler > 1:
             # Restart: resume at the syscall instruction with the original number in RAX.
@@ -108,8 +109,14 @@ class Scheduler:
             heapq.heappop(self.timers)
         return None
 
-    def poll_fds(self) -> list[int]:
-        return [t.wait.host_fd for t in self.pollers if t.wait is not None and t.wait.host_fd is not None]
+    def poll_fds(self) -> tuple[list[int], list[int]]:
+        """Host fds that blocked threads wait on: (for reading, for writing)."""
+        rfds, wfds = [], []
+        for t in self.pollers:
+            w = t.wait
+            if w is not None and w.host_fd is not None:
+                (wfds if w.host_write else rfds).append(w.host_fd)
+        return rfds, wfds
 
     def pick(self) -> Thread | None:
         self.expire_timers()

@@ -117,13 +117,17 @@ class Signals:
         return act.handler == SIG_IGN or (act.handler == SIG_DFL and sig in IGNORED_BY_DEFAULT)
 
 
+def table_of(k: "Kernel", t: Thread) -> Signals:
+    return (t.proc or k.main_proc).signals
+
+
 # ---- sending -----------------------------------------------------------------
 def send_thread(k: "Kernel", t: Thread, sig: int, info: bytes) -> None:
     """Make `sig` pending on `t` (tgkill/tkill, faults); interrupt its wait if deliverable."""
     if sig == 0 or t.state == "dead":
         return
     blocked = t.sigmask & bit(sig) and not UNBLOCKABLE & bit(sig)
-    if k.signals.ignored(sig) and not blocked:
+    if table_of(k, t).ignored(sig) and not blocked:
         return    # Linux discards a signal that is ignored and not blocked at send time
     if sig not in t.pending:        # standard signals do not queue
         t.pending[sig] = info
@@ -131,9 +135,10 @@ def send_thread(k: "Kernel", t: Thread, sig: int, info: bytes) -> None:
         k.sched.interrupt(t, sig)
 
 
-def send_process(k: "Kernel", sig: int, info: bytes) -> None:
-    """kill(getpid(), sig) or a host signal: pick a thread that does not block it."""
-    live = [t for t in k.threads.values() if t.state != "dead"]
+def send_process(k: "Kernel", sig: int, info: bytes, proc=None) -> None:
+    """kill(pid, sig) or a host signal: pick a thread of the process that does not block it."""
+    proc = proc or k.proc
+    live = [t for t in k.threads.values() if t.state != "dead" and (t.proc or k.main_proc) is proc]
     if not live:
         return
     target = None
@@ -147,9 +152,10 @@ def send_process(k: "Kernel", sig: int, info: bytes) -> None:
 def force_fault(k: "Kernel", t: Thread, sig: int, info: bytes) -> None:
     """A synchronous fault: if the signal is blocked or ignored, Linux resets it to the default
     action and unblocks it (force_sig_info), so the thread dies instead of looping."""
-    act = k.signals.actions[sig]
+    table = table_of(k, t)
+    act = table.actions[sig]
     if t.sigmask & bit(sig) or act.handler == SIG_IGN:
-        k.signals.actions[sig] = SigAction()
+        table.actions[sig] = SigAction()
         t.sigmask &= ~bit(sig)
     t.pending[sig] = info
 
@@ -174,12 +180,16 @@ def deliver(k: "Kernel", t: Thread) -> None:
         if not sig:
             return
         info = t.pending.pop(sig)
-        act = k.signals.actions[sig]
+        act = table_of(k, t).actions[sig]
         if act.handler == SIG_IGN and sig not in (SIGKILL, SIGSTOP):
             continue
         if act.handler == SIG_DFL or sig in (SIGKILL, SIGSTOP):
             if sig in IGNORED_BY_DEFAULT or sig in STOP_BY_DEFAULT:
                 continue   # job control stops are not modelled: the guest keeps running
+            if t.proc is not None and t.proc is not k.main_proc:
+                from .syscalls.process import end_child
+                end_child(k, t, sig | (0x80 if sig in CORE_BY_DEFAULT else 0))
+                return
             k.terminate_by_signal(sig)
             return
         setup_frame(k, t, sig, act, info)
@@ -226,7 +236,7 @@ def setup_frame(k: "Kernel", t: Thread, sig: int, act: SigAction, info: bytes) -
         t.sigmask |= bit(sig)
     t.sigmask = (t.sigmask | act.mask) & ~UNBLOCKABLE
     if act.flags & SA_RESETHAND:
-        k.signals.actions[sig] = SigAction()
+        table_of(k, t).actions[sig] = SigAction()
 
 
 def sigreturn(k: "Kernel", t: Thread) -> None:

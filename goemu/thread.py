@@ -16,7 +16,8 @@ class Restart(Enum):
 
 @dataclass
 class Wait:
-    """Why a blocked thread waits: a futex word, a sleep, a host fd, ..."""
+    """Why a blocked thread waits: a futex word, a sleep, a host fd, ... Signals interrupt it
+    unless `uninterruptible` (a vfork parent waits for its child no matter what)."""
     what: str                         # for views/strace: "futex", "nanosleep", ...
     deadline: int | None = None       # monotonic ns, or None: forever
     restart: Restart = Restart.EINTR
@@ -26,6 +27,8 @@ class Wait:
     cancel: Callable[[], None] | None = None  # removes the thread from wait queues
     poll: Callable[[], int | None] | None = None  # re-checked by the scheduler; a value wakes
     host_fd: int | None = None        # a host fd whose readiness may make `poll` succeed
+    host_write: bool = False          # ... readiness for writing rather than reading
+    uninterruptible: bool = False
 
 
 @dataclass(eq=False)
@@ -41,6 +44,7 @@ class Thread:
     sig_saved: dict[int, Any] = field(default_factory=dict)   # frame address -> FP/SSE context
     syscalls: int = 0
     name: str = ""
+    proc: Any = None                  # the goemu.process.Process it belongs to
 
     @property
     def runnable(self) -> bool:

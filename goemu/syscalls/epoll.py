@@ -27,9 +27,6 @@ class EpollInstance:
         self.ep = select.epoll()
         self.data: dict[int, int] = {}    # host fd -> guest data
 
-    def close(self) -> None:
-        self.ep.close()
-
     def ready(self, maxevents: int) -> list[tuple[int, int]]:
         try:
             return self.ep.poll(0, maxevents)

@@ -23,6 +23,7 @@ import os
 import stat as st
 import struct
 
+from .. import hostio
 from ..errno import (EACCES, EBADF, EFAULT, EINVAL, ENOENT, ENOTDIR, ENOTTY, EPIPE, ERANGE,
                      LinuxError, from_oserror)
 from ..fdtable import FD_CLOEXEC, MAX_FDS, Fd, memfd_with
@@ -335,18 +336,22 @@ def close(k, t, fd):
 # ---- read / write ----------------------------------------------------------------------------
 @syscall("read", "fd", "obuf", "size")
 def read(k, t, fd, buf, count):
-    host = k.fds.host(_fd(fd))
+    entry = k.fds.get(_fd(fd))
     n = _out_len(k, buf, count)
-    data = _host_call(lambda: os.read(host, n))
-    k.mem.write(buf, data)
-    return len(data)
+
+    def op() -> int:
+        data = _host_call(lambda: os.read(entry.host, n))
+        k.mem.write(buf, data)
+        return len(data)
+    return hostio.io(k, t, entry, False, op, 0, "read")
 
 
 @syscall("write", "fd", "buf:2", "size")
 def write(k, t, fd, buf, count):
-    host = k.fds.host(_fd(fd))
+    entry = k.fds.get(_fd(fd))
     data = _in_bytes(k, buf, count)
-    return _write_host(k, t, lambda: os.write(host, data))
+    return hostio.io(k, t, entry, True, lambda: _write_host(k, t, lambda: hostio.write_some(entry, data)),
+                     1, "write")
 
 
 @syscall("pread64", "fd", "obuf", "size", "long")
@@ -384,7 +389,7 @@ def _iovecs(k, iov: int, iovcnt: int) -> list[tuple[int, int]]:
 
 @syscall("readv", "fd", "ptr", "int")
 def readv(k, t, fd, iov, iovcnt):
-    host = k.fds.host(_fd(fd))
+    entry = k.fds.get(_fd(fd))
     vecs = _iovecs(k, iov, iovcnt)
     plan: list[tuple[int, int]] = []     # the accessible prefix of the buffers, in order
     total = 0
@@ -398,19 +403,21 @@ def readv(k, t, fd, iov, iovcnt):
             break
     if total == 0 and sum(length for _, length in vecs):
         raise LinuxError(EFAULT)
-    data = _host_call(lambda: os.read(host, total))
-    pos = 0
-    for base, n in plan:
-        if pos >= len(data):
-            break
-        k.mem.write(base, data[pos:pos + n])
-        pos += n
-    return len(data)
+    def op() -> int:
+        data = _host_call(lambda: os.read(entry.host, total))
+        pos = 0
+        for base, n in plan:
+            if pos >= len(data):
+                break
+            k.mem.write(base, data[pos:pos + n])
+            pos += n
+        return len(data)
+    return hostio.io(k, t, entry, False, op, 19, "readv")
 
 
 @syscall("writev", "fd", "ptr", "int")
 def writev(k, t, fd, iov, iovcnt):
-    host = k.fds.host(_fd(fd))
+    entry = k.fds.get(_fd(fd))
     vecs = _iovecs(k, iov, iovcnt)
     chunks = []
     total = 0
@@ -425,7 +432,8 @@ def writev(k, t, fd, iov, iovcnt):
     if total == 0 and sum(length for _, length in vecs):
         raise LinuxError(EFAULT)
     data = b"".join(chunks)
-    return _write_host(k, t, lambda: os.write(host, data))
+    return hostio.io(k, t, entry, True, lambda: _write_host(k, t, lambda: hostio.write_some(entry, data)),
+                     20, "writev")
 
 
 class DirStream:
@@ -937,7 +945,7 @@ def faccessat2(k, t, dirfd, path, mode, flags):
 # ---- working directory ----------------------------------------------------------------------
 @syscall("getcwd", "obuf", "size")
 def getcwd(k, t, buf, size):
-    cwd = _host_call(os.getcwdb) + b"\0"
+    cwd = (k.proc.cwd or _host_call(os.getcwdb)) + b"\0"
     if size < len(cwd):
         raise LinuxError(ERANGE)
     k.mem.write(buf, cwd)
@@ -947,6 +955,13 @@ def getcwd(k, t, buf, size):
 @syscall("chdir", "str")
 def chdir(k, t, path):
     hp = _host_path(k, _path(k, path))
+    if k.proc is not k.main_proc:
+        # a vfork child: its cwd is its own (goemu's cwd belongs to the main process)
+        full = os.path.normpath(os.path.join(k.proc.cwd or os.getcwdb(), hp))
+        if not os.path.isdir(full):
+            raise LinuxError(ENOENT if not os.path.exists(full) else ENOTDIR)
+        k.proc.cwd = full
+        return 0
     _host_call(lambda: os.chdir(hp))
     return 0
 
@@ -954,6 +969,9 @@ def chdir(k, t, path):
 @syscall("fchdir", "fd")
 def fchdir(k, t, fd):
     host = k.fds.host(_fd(fd))
+    if k.proc is not k.main_proc:
+        k.proc.cwd = os.readlink(f"/proc/self/fd/{host}").encode()
+        return 0
     _host_call(lambda: os.fchdir(host))
     return 0
 

@@ -69,7 +69,7 @@ def _check_self(k, pid: int) -> None:
 # ---- ids ------------------------------------------------------------------------------------------
 @syscall("getpid")
 def getpid(k, t):
-    return k.pid
+    return t.proc.pid if t.proc is not None else k.pid
 
 
 @syscall("getppid")

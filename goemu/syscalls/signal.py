@@ -98,6 +98,18 @@ def kill(k, t, pid, sig):
     sig &= 0xFFFFFFFF
     if sig > S.NSIG:
         raise LinuxError(EINVAL)
+    child = k.children.get(abs(pid))
+    if child is not None and not child.reaped:
+        if child.host_pid:
+            try:
+                os.kill(child.host_pid if pid > 0 else -child.host_pid, sig)
+            except ProcessLookupError:
+                pass   # exited, not yet reaped: a zombie takes signals silently
+            except OSError as e:
+                raise LinuxError(e.errno) from None
+        elif child.proc is not None and sig:
+            S.send_process(k, sig, _sender_info(k, sig, S.SI_USER), child.proc)
+        return 0
     if pid not in (k.pid, 0, -1, -k.pid):
         raise LinuxError(ESRCH)
     if sig:

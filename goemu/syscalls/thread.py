@@ -16,14 +16,17 @@ ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1
 
 
 @syscall("clone", "cloneflags", "ptr", "ptr", "ptr", "hex", level=PARTIAL,
-         note="threads (CLONE_VM|CLONE_SIGHAND|CLONE_THREAD, as the Go runtime's 0x50f00); "
-              "new processes (fork/vfork) are not supported yet")
+         note="threads (CLONE_VM|CLONE_SIGHAND|CLONE_THREAD, as the Go runtime's 0x50f00) and "
+              "vfork-style processes (CLONE_VM|CLONE_VFORK, as os/exec); not plain fork")
 def clone(k, t, flags, stack, ptid, ctid, tls):
     if flags & THREAD_FLAGS != THREAD_FLAGS:
+        if flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM | CLONE_VFORK:
+            from .process import vfork
+            return vfork(k, t, flags, stack)
         if not getattr(k, "_warned_fork", False):
             k._warned_fork = True
-            print(f"goemu: clone with flags {flags:#x} creates a new process, which goemu does not "
-                  "support yet; the guest got ENOSYS", file=sys.stderr)
+            print(f"goemu: clone with flags {flags:#x} (a fork without CLONE_VM|CLONE_VFORK) is not "
+                  "supported; the guest got ENOSYS", file=sys.stderr)
         raise LinuxError(ENOSYS)
     uc = k.uc
     child = k.new_thread()
@@ -57,8 +60,16 @@ def _thread_gone(k, t) -> None:
     k.sched.exit(t)
 
 
+def _in_child(k, t) -> bool:
+    return t.proc is not None and t.proc is not k.main_proc
+
+
 @syscall("exit", "int")
 def exit_(k, t, code):
+    if _in_child(k, t):
+        from .process import end_child
+        end_child(k, t, (code & 0xFF) << 8)
+        return NORESULT
     _thread_gone(k, t)
     if not k.live_threads():
         k.exit_group(code)
@@ -69,6 +80,10 @@ def exit_(k, t, code):
 
 @syscall("exit_group", "int")
 def exit_group(k, t, code):
+    if _in_child(k, t):
+        from .process import end_child
+        end_child(k, t, (code & 0xFF) << 8)
+        return NORESULT
     k.exit_group(code)
     return NORESULT
 

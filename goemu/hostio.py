@@ -1,0 +1,153 @@
+"""Blocking host I/O without stalling the other guest threads, and host signals.
+
+A guest read on a blocking pipe, socket or terminal must block only the calling guest thread:
+if the host fd is not ready, the thread waits (``Wait.poll`` re-tries the operation once the
+fd is ready) and the scheduler runs the others; when every thread waits, goemu sleeps on the
+host in ``select`` until an fd is ready, a deadline passes or a host signal arrives.
+
+Host signals (Ctrl-C, kill from another terminal, SIGWINCH, ...) are caught by Python handlers
+that only queue them and poke a wake-up pipe; the run loop forwards them to the guest as
+process-directed signals between slices, as Linux would deliver them.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import fcntl
+import os
+import select
+import signal
+import stat
+from typing import Callable
+
+from .errno import EAGAIN, LinuxError
+from .thread import Restart, Wait
+
+PIPE_BUF = 4096
+MSG_DONTWAIT = 0x40
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+# Host signals forwarded to the guest. SIGKILL/SIGSTOP cannot be caught; SIGPIPE stays ignored
+# (EPIPE from host writes is turned into the guest's SIGPIPE by the write path); SIGCHLD is
+# goemu's own business (its subprocesses), and the guest learns of its children separately.
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH,
+             signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM, signal.SIGCONT, signal.SIGTSTP,
+             signal.SIGTTIN, signal.SIGTTOU, signal.SIGVTALRM, signal.SIGPROF, signal.SIGXCPU,
+             signal.SIGXFSZ, signal.SIGPWR, signal.SIGIO)
+
+
+def fd_kind(host: int) -> str:
+    """file, dir, fifo, socket, chr (terminals and devices) — from the host's fstat."""
+    try:
+        mode = os.fstat(host).st_mode
+    except OSError:
+        return "file"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "chr"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file"
+
+
+def is_nonblocking(host: int) -> bool:
+    try:
+        return bool(fcntl.fcntl(host, fcntl.F_GETFL) & os.O_NONBLOCK)
+    except OSError:
+        return False
+
+
+def ready(host: int, write: bool) -> bool:
+    try:
+        r, w, x = select.select([] if write else [host], [host] if write else [], [host], 0)
+    except (OSError, ValueError):
+        return True   # a bad fd: let the operation report the error
+    return bool(r or w or x)
+
+
+def may_block(entry) -> bool:
+    kind = getattr(entry, "host_kind", None)
+    if kind is None:
+        kind = entry.host_kind = fd_kind(entry.host)
+    return kind in ("fifo", "socket", "chr")
+
+
+def io(k, t, entry, write: bool, op: Callable[[], int], nr: int, what: str):
+    """Run op() now if it cannot block the emulator; otherwise block t until the host fd is
+    ready and run it then (the result becomes the syscall's)."""
+    from .syscalls import BLOCK
+    if not may_block(entry) or is_nonblocking(entry.host) or ready(entry.host, write):
+        return op()
+
+    def poll() -> int | None:
+        if not ready(entry.host, write):
+            return None
+        try:
+            return op()
+        except LinuxError as e:
+            if e.errno == EAGAIN:
+                return None
+            return -e.errno
+
+    k.sched.block(t, Wait(what, None, Restart.IF_SA_RESTART, nr, poll=poll, host_fd=entry.host,
+                          host_write=write))
+    return BLOCK
+
+
+def write_some(entry, data: bytes) -> int:
+    """A write that cannot block once the fd polled writable: at most PIPE_BUF bytes to a
+    blocking pipe (POSIX guarantees room), MSG_DONTWAIT for sockets. Go loops on short writes."""
+    host = entry.host
+    if not may_block(entry) or is_nonblocking(host):
+        return os.write(host, data)
+    if entry.host_kind == "fifo":
+        return os.write(host, data[:PIPE_BUF])
+    if entry.host_kind == "socket":
+        buf = ctypes.create_string_buffer(data, len(data))
+        n = _libc.send(host, buf, len(data), MSG_DONTWAIT)
+        if n < 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        return n
+    return os.write(host, data)
+
+
+class HostSignals:
+    """Queue host signals for the guest; wake the idle wait through a pipe."""
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._old = {}
+        for sig in FORWARDED:
+            try:
+                self._old[sig] = signal.signal(sig, self._handler)
+            except (OSError, ValueError):
+                pass
+        self._old_wakeup = signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
+
+    def _handler(self, signum, _frame) -> None:
+        self.pending.append(signum)
+
+    def take(self) -> list[int]:
+        try:
+            while os.read(self.rfd, 512):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        out, self.pending = self.pending, []
+        return out
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._old_wakeup)
+        for sig, old in self._old.items():
+            try:
+                signal.signal(sig, old)
+            except (OSError, ValueError, TypeError):
+                pass
+        os.close(self.rfd)
+        os.close(self.wfd)
+

@@ -1,0 +1,181 @@
+"""New processes: vfork-style clone, execve, wait4, waitid (see goemu.process for the model)."""
+from __future__ import annotations
+
+import os
+import struct
+
+from .. import signals as S
+from ..cpu import RAX, RIP, RSP
+from ..errno import ECHILD, EINVAL, ENOSYS, LinuxError
+from ..fdtable import Fd, FdTable
+from ..process import Child, Process, fork_exec, wait_status_exit
+from ..thread import Restart, Wait
+from . import BLOCK, NORESULT, PARTIAL, syscall
+
+CLONE_VM, CLONE_VFORK = 0x100, 0x4000
+WNOHANG, WUNTRACED, WEXITED, WNOWAIT = 1, 2, 4, 0x1000000
+P_ALL, P_PID, P_PGID = 0, 1, 2
+
+
+def vfork(k, t, flags: int, stack: int) -> int:
+    """clone(CLONE_VM|CLONE_VFORK|SIGCHLD): a child context sharing memory, with copies of the
+    fd table and dispositions; the parent sleeps until the child execs or exits."""
+    if flags & (CLONE_VM | CLONE_VFORK) != CLONE_VM | CLONE_VFORK:
+        raise LinuxError(ENOSYS)
+    uc = k.uc
+    parent_proc = t.proc or k.main_proc
+    child = k.new_thread()
+    fds = FdTable()
+    for n, e in parent_proc.fds.fds.items():
+        fds.fds[n] = Fd(os.dup(e.host), e.cloexec, e.path, e.kind, e.obj, e.host_kind)
+    sigs = S.Signals()
+    sigs.actions = [S.SigAction(a.handler, a.flags, a.restorer, a.mask) for a in parent_proc.signals.actions]
+    child.proc = Process(child.tid, fds, sigs, parent_proc.cwd, vfork_parent=t)
+    ctx = uc.context_save()
+    ctx.reg_write(RIP, uc.reg_read(RIP) + 2)
+    ctx.reg_write(RAX, 0)
+    if stack:
+        ctx.reg_write(RSP, stack)
+    child.ctx = ctx
+    child.sigmask = t.sigmask
+    child.name = "vfork"
+    k.children[child.tid] = Child(child.tid, child.proc)
+    k.sched.add(child)
+    k.sched.block(t, Wait("vfork", None, Restart.EINTR, 56, child.tid, uninterruptible=True))
+    t.vfork_child = child.tid
+    return BLOCK
+
+
+def end_child(k, t, wait_status: int) -> None:
+    """The vfork child `t` ends (exit, or a fatal signal) before or instead of execve."""
+    record = k.children.get(t.proc.pid)
+    if record is not None:
+        record.status = wait_status
+        record.proc = None
+    _release_parent(k, t)
+    t.proc.fds.close_all()
+    k.sched.exit(t)
+    k.stop("exit")
+
+
+def _release_parent(k, t) -> None:
+    parent = t.proc.vfork_parent
+    if parent is not None:
+        t.proc.vfork_parent = None
+        k.sched.wake(parent, t.proc.pid)
+
+
+@syscall("execve", "str", "ptr", "ptr", level=PARTIAL,
+         note="from a vfork child (Go's os/exec): the program starts as a host process; "
+              "replacing the emulated process itself is not supported")
+def execve(k, t, path_p, argv_p, envp_p):
+    proc = t.proc
+    if proc is None or proc.vfork_parent is None:
+        k.note("execve from the main process (replacing the emulated program) is not supported")
+        raise LinuxError(ENOSYS)
+    path = k.mem.read_cstr(path_p)
+    argv = [k.mem.read_cstr(p, 1 << 17) for p in k.mem.read_ptr_array(argv_p)] if argv_p else []
+    envp = [k.mem.read_cstr(p, 1 << 17) for p in k.mem.read_ptr_array(envp_p)] if envp_p else []
+    fd_map = {n: e.host for n, e in proc.fds.fds.items() if not e.cloexec}
+    ignored = [sig for sig in range(1, 65) if proc.signals.actions[sig].handler == S.SIG_IGN]
+    if proc.cwd is not None and not path.startswith(b"/"):
+        path = os.path.join(proc.cwd, path)
+    host_pid = fork_exec(path, argv or [path], envp, proc.cwd, fd_map, t.sigmask, ignored)
+    record = k.children[proc.pid]
+    record.host_pid = host_pid
+    record.proc = None
+    try:
+        record.pidfd = os.pidfd_open(host_pid)
+    except OSError:
+        record.pidfd = -1
+    if k.strace is not None:
+        k.strace.text(t, f"execve({path!r}) started host pid {host_pid} as guest pid {proc.pid}")
+    # exec succeeded: the child's guest context is gone; its fds now live in the host process
+    _release_parent(k, t)
+    proc.fds.close_all()
+    k.sched.exit(t)
+    k.stop("exit")
+    return NORESULT
+
+
+def _find(k, pid: int) -> list[Child]:
+    live = [c for c in k.children.values() if not c.reaped]
+    if pid == -1 or pid == 0:
+        return live
+    return [c for c in live if c.pid == pid]
+
+
+def _rusage_bytes(child: Child) -> bytes:
+    if not child.rusage:
+        return b"\0" * 144
+    ru = list(child.rusage)
+    def tv(x: float) -> tuple[int, int]:
+        return int(x), int((x - int(x)) * 1e6)
+    return struct.pack("<qqqq14q", *tv(ru[0]), *tv(ru[1]), *[int(v) for v in ru[2:16]])
+
+
+def _wait(k, t, pid: int, options: int, nr: int, deliver) -> int:
+    candidates = _find(k, pid)
+    if not candidates:
+        raise LinuxError(ECHILD)
+
+    def check() -> int | None:
+        for c in candidates:
+            if c.poll():
+                return deliver(c)
+        return None
+
+    result = check()
+    if result is not None:
+        return result
+    if options & WNOHANG:
+        return 0
+    fds = [c.pidfd for c in candidates if c.pidfd >= 0]
+    k.sched.block(t, Wait("wait", None, Restart.IF_SA_RESTART, nr, pid, poll=check,
+                          host_fd=fds[0] if len(fds) == 1 else None))
+    return BLOCK
+
+
+@syscall("wait4", "int", "ptr", "hex", "ptr")
+def wait4(k, t, pid, status_p, options, rusage_p):
+    pid = pid - (1 << 32) if pid & 0x80000000 else pid & 0xFFFFFFFF
+
+    def deliver(c: Child) -> int:
+        if status_p:
+            k.mem.write_u32(status_p, c.status)
+        if rusage_p:
+            k.mem.write(rusage_p, _rusage_bytes(c))
+        c.reaped = True
+        return c.pid
+    return _wait(k, t, pid, options, 61, deliver)
+
+
+@syscall("waitid", "int", "int", "ptr", "hex", "ptr")
+def waitid(k, t, idtype, id_, infop, options, rusage_p):
+    if idtype == P_PID:
+        pid = id_ & 0xFFFFFFFF
+    elif idtype == P_ALL:
+        pid = -1
+    else:
+        raise LinuxError(EINVAL)
+    if not options & WEXITED:
+        raise LinuxError(EINVAL)
+
+    def deliver(c: Child) -> int:
+        st = c.status
+        if os.WIFSIGNALED(st):
+            code, value = (3 if os.WCOREDUMP(st) else 2), os.WTERMSIG(st)
+        else:
+            code, value = 1, os.WEXITSTATUS(st)
+        if infop:
+            info = struct.pack("<iii4xiIi", 17, 0, code, c.pid, os.getuid(), value).ljust(128, b"\0")
+            k.mem.write(infop, info)
+        if rusage_p:
+            k.mem.write(rusage_p, _rusage_bytes(c))
+        if not options & WNOWAIT:
+            c.reaped = True
+        return 0
+    return _wait(k, t, pid, options, 247, deliver)
+
+
+__all__ = ["wait_status_exit", "vfork", "end_child"]

@@ -1,0 +1,118 @@
+"""I/O: the epoll netpoller, pipes, sockets, stdin, host signals and os/exec, against native."""
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, esbuild, exit_status, go119, run_goemu, run_native
+
+PROGRAMS = ["pipes", "tcpecho", "udp", "unixsock", "httpinproc", "execs"]
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_io_program_matches_native(name, tmp_path):
+    native = run_native(go119(name), cwd=tmp_path)
+    emu = run_goemu(go119(name), cwd=tmp_path)
+    assert native.returncode == 0
+    assert emu.stdout == native.stdout, emu.stderr.decode(errors="replace")[-2000:]
+    assert exit_status(emu) == exit_status(native)
+    assert emu.stderr == native.stderr
+
+
+def test_countlines_from_stdin():
+    emu = run_goemu(go119("countlines"), input=b"a\nb\n")
+    assert emu.stdout == run_native(go119("countlines"), input=b"a\nb\n").stdout == b"2\n"
+    assert emu.returncode == 0
+
+
+def test_esbuild_reads_stdin():
+    src = b"let x = 1+2\n"
+    emu = run_goemu(esbuild("0.5.26"), "--minify", input=src)
+    native = run_native(esbuild("0.5.26"), "--minify", input=src)
+    assert emu.stdout == native.stdout == b"let x=1+2;\n"
+    assert emu.returncode == native.returncode == 0
+
+
+def _goemu_cmd(binary, *args):
+    return [sys.executable, "-m", "goemu", "run", str(binary), *map(str, args)]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+def test_blocked_stdin_reader_does_not_stop_other_goroutines():
+    """stdin is a pipe that stays open with no data: one goroutine blocks in read(0) while
+    another must keep ticking."""
+    for cmd in ([str(go119("stdinticker"))], _goemu_cmd(go119("stdinticker"))):
+        r, w = os.pipe()
+        try:
+            p = subprocess.run(cmd, stdin=r, capture_output=True, timeout=120, env=_env())
+        finally:
+            os.close(r)
+            os.close(w)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.splitlines() == [b"tick 1", b"tick 2", b"tick 3", b"tick 4", b"tick 5", b"ticks done"]
+
+
+def _serve_and_query(cmd, tmp_path, sig):
+    portfile = tmp_path / "port"
+    p = subprocess.Popen(cmd + ["0", str(portfile)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, env=_env())
+    try:
+        assert p.stdout.readline() == b"listening\n"
+        port = int(portfile.read_text())
+        replies = []
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for path in ("/hello", "/count", "/count", "/nope"):
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            replies.append((resp.status, resp.read()))
+        conn.close()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return replies, b"listening\n" + out, p.returncode
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_server_answers_host_client_and_stops_on_signal(tmp_path, sig):
+    native = _serve_and_query([str(go119("httpserve"))], tmp_path, sig)
+    emu = _serve_and_query(_goemu_cmd(go119("httpserve")), tmp_path, sig)
+    assert native[0][0] == (200, b"hello from goemu\n")
+    assert emu == native
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2,
+                                 signal.SIGWINCH])
+def test_host_signal_reaches_signal_notify(sig):
+    results = []
+    for cmd in ([str(go119("selfsignal"))], _goemu_cmd(go119("selfsignal"))):
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        assert p.stdout.readline() == b"ready\n"
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+        results.append((out, p.returncode))
+    assert results[0] == results[1]
+    assert results[0][1] == 0
+
+
+def test_host_signal_default_action_kills_guest():
+    statuses = []
+    for cmd in ([str(go119("selfsignal")), "nonotify"], _goemu_cmd(go119("selfsignal"), "nonotify")):
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        assert p.stdout.readline() == b"ready\n"
+        time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=60)
+        statuses.append(128 - p.returncode if p.returncode < 0 else p.returncode)
+    assert statuses == [143, 143]
