@@ -18,6 +18,7 @@ import termios
 
 import pytest
 
+from goemu.process import Process
 from goemu.clock import HostClock
 from goemu.cpu import make_uc
 from goemu.errno import EBADF, EFAULT, EINVAL, ENOENT, ENOTTY, EPIPE, ERANGE, ESRCH, LinuxError
@@ -65,7 +66,8 @@ class FakeKernel:
         self.deterministic = False
         self.clock = HostClock()
         self.signals = Signals()
-        self.threads = {self.pid: Thread(self.pid), self.pid + 1: Thread(self.pid + 1)}
+        self.main_proc = self.proc = Process(self.pid, self.fds, self.signals)
+        self.threads = {self.pid: Thread(self.pid, proc=self.proc), self.pid + 1: Thread(self.pid + 1, proc=self.proc)}
         self.stopped: str | None = None
 
     def note(self, text: str) -> None:
