@@ -136,7 +136,9 @@ def waitreason_name(reason: int, version: Optional[str] = "go1.14") -> str:
 #      nextwaitm 632, waitunlockf 640, waitlock 648, waittraceev 656, waittraceskip 664,
 #      startingtrace 672, syscalltick 676, freelink 680, libcall 688..736, libcallpc 736,
 #      libcallsp 744, libcallg 752, syscall libcall 760..808, vdsoSP 808, vdsoPC 816,
-#      preemptGen 824, signalPending 828, dlogPerM{} and mOS{} empty -> size 832
+#      preemptGen 824, signalPending 828, dlogPerM{} and mOS{} (both empty) at 832; the
+#      compiler pads a struct whose last field has size 0 (so &m.mOS stays inside the
+#      object): 832 + 1 rounded up to 8 -> size 840
 #   p: id i32 0, status u32 4, link 8, schedtick u32 16, syscalltick u32 20,
 #      sysmontick{u32,i64,u32,i64} 24..56, m 56, mcache 64, pcache pageCache (24) 72,
 #      raceprocctx 96, deferpool [5][]*_defer 104..224, deferpoolbuf [5][32]*_defer
@@ -149,10 +151,11 @@ def waitreason_name(reason: int, version: Optional[str] = "go1.14") -> str:
 #      _ u32 5728, timer0When 5736, gcAssistTime 5744, gcFractionalMarkTime 5752,
 #      gcBgMarkWorker 5760, gcMarkWorkerMode 5768, gcMarkWorkerStartTime 5776,
 #      gcw gcWork{wbuf1,wbuf2,bytesMarked u64,scanWork i64,flushedWork bool,pauseGen u32,
-#      putGen u32,pauseStack [16]uintptr} 5784..5960, wbBuf{next,end,buf [512]uintptr}
-#      5960..10072, runSafePointFn u32 10072, timersLock 10080, timers 10088 (24),
-#      numTimers u32 10112, adjustTimers 10116, deletedTimers 10120, timerRaceCtx 10128,
-#      preempt 10136, pad cpu.CacheLinePad [64]byte 10137..10201 -> size 10208
+#      putGen u32,pauseStack [16]uintptr} 5784..5960, wbBuf{next,end,buf [512]uintptr,
+#      debugGen u32 (mwbbuf.go)} 5960..10080, runSafePointFn u32 10080, timersLock 10088,
+#      timers 10096 (24), numTimers u32 10120, adjustTimers 10124, deletedTimers 10128,
+#      timerRaceCtx 10136, preempt 10144, pad cpu.CacheLinePad [64]byte 10145..10209
+#      -> size 10216
 #   schedt: goidgen 0, lastpoll 8, pollUntil 16, lock 24, midle 32, nmidle i32 40,
 #      nmidlelocked 44, mnext i64 48, maxmcount 56, nmsys 60, nmfreed i64 64, ngsys u32 72,
 #      pidle 80, npidle u32 88, nmspinning u32 92, runq gQueue{head,tail} 96..112,
@@ -174,7 +177,7 @@ _GO114 = {
         "waiting": (312, 8),
     },
     "m": {
-        "__size__": (0, 832),
+        "__size__": (0, 840),
         "g0": (0, 8), "procid": (72, 8), "gsignal": (80, 8), "tls": (136, 48),
         "mstartfn": (184, 8), "curg": (192, 8), "caughtsig": (200, 8), "p": (208, 8),
         "nextp": (216, 8), "oldp": (224, 8), "id": (232, 8), "mallocing": (240, 4),
@@ -183,11 +186,11 @@ _GO114 = {
         "lockedg": (360, 8), "vdsoSP": (808, 8), "vdsoPC": (816, 8),
     },
     "p": {
-        "__size__": (0, 10208),
+        "__size__": (0, 10216),
         "id": (0, 4), "status": (4, 4), "link": (8, 8), "schedtick": (16, 4),
         "syscalltick": (20, 4), "m": (56, 8), "mcache": (64, 8), "runqhead": (1520, 4),
         "runqtail": (1524, 4), "runq": (1528, 2048), "runnext": (3576, 8),
-        "preempt": (10136, 1),
+        "preempt": (10144, 1),
     },
     "schedt": {
         "__size__": (0, 336),
@@ -204,15 +207,36 @@ _GO114 = {
 # with this module's DWARF reader; tests check it against that DWARF again.
 _GO119 = {
     "g": {
-        "__size__": (0, 400),
-        "stack.lo": (0, 8), "stack.hi": (8, 8), "stackguard0": (16, 8), "stackguard1": (24, 8),
-        "_panic": (32, 8), "_defer": (40, 8), "m": (48, 8),
+        "__size__": (0, 392), "stack.lo": (0, 8), "stack.hi": (8, 8), "stackguard0": (16, 8),
+        "stackguard1": (24, 8), "_panic": (32, 8), "_defer": (40, 8), "m": (48, 8),
         "sched.sp": (56, 8), "sched.pc": (64, 8), "sched.g": (72, 8), "sched.ctxt": (80, 8),
         "sched.bp": (104, 8), "syscallsp": (112, 8), "syscallpc": (120, 8), "param": (136, 8),
         "atomicstatus": (144, 4), "goid": (152, 8), "schedlink": (160, 8),
         "waitsince": (168, 8), "waitreason": (176, 1), "preempt": (177, 1),
-        "preemptStop": (178, 1), "lockedm": (224, 8), "gopc": (288, 8), "startpc": (304, 8),
-        "waiting": (320, 8),
+        "preemptStop": (178, 1), "lockedm": (232, 8), "gopc": (296, 8), "startpc": (312, 8),
+        "waiting": (328, 8),
+    },
+    "m": {
+        "__size__": (0, 1008), "g0": (0, 8), "procid": (72, 8), "gsignal": (80, 8),
+        "tls": (136, 48), "mstartfn": (184, 8), "curg": (192, 8), "caughtsig": (200, 8),
+        "p": (208, 8), "nextp": (216, 8), "oldp": (224, 8), "id": (232, 8),
+        "mallocing": (240, 4), "throwing": (244, 4), "preemptoff": (248, 16), "locks": (264, 4),
+        "dying": (268, 4), "spinning": (276, 1), "blocked": (277, 1), "alllink": (336, 8),
+        "schedlink": (344, 8), "lockedg": (352, 8), "vdsoSP": (800, 8), "vdsoPC": (808, 8),
+    },
+    "p": {
+        "__size__": (0, 8912), "id": (0, 4), "status": (4, 4), "link": (8, 8),
+        "schedtick": (16, 4), "syscalltick": (20, 4), "m": (56, 8), "mcache": (64, 8),
+        "runqhead": (400, 4), "runqtail": (404, 4), "runq": (408, 2048), "runnext": (2456, 8),
+        "preempt": (8904, 1),
+    },
+    "schedt": {
+        "__size__": (0, 6080), "goidgen": (0, 8), "lastpoll": (8, 8), "lock": (24, 8),
+        "midle": (32, 8), "nmidle": (40, 4), "nmidlelocked": (44, 4), "mnext": (48, 8),
+        "maxmcount": (56, 4), "nmsys": (60, 4), "nmfreed": (64, 8), "ngsys": (72, 4),
+        "pidle": (80, 8), "npidle": (88, 4), "nmspinning": (92, 4), "runq.head": (96, 8),
+        "runq.tail": (104, 8), "runqsize": (112, 4), "freem": (216, 8), "gcwaiting": (224, 4),
+        "stopwait": (228, 4), "sysmonwait": (240, 4),
     },
 }
 TABLES: dict[str, dict] = {"go1.14": _GO114, "go1.19": _GO119}
