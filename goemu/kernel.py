@@ -294,7 +294,6 @@ class Kernel:
     def _run(self) -> int:
         uc = self.uc
         sched = self.sched
-        slice_len = self.opts.slice
         slicer = self.slicer
         while self.exit_status is None:
             if self.host_signals is not None and self.host_signals.pending:
@@ -330,9 +329,9 @@ class Kernel:
                 fn()
             if self.stop_reason == "trap":
                 self._trap(t)
+            self.clock.slice_done(getattr(slicer, "last", 0))
             if t.state == "runnable":
                 if self.stop_reason is None and not t.pending:
-                    self.clock.slice_done(slice_len)
                     sched.runq.append(t)         # slice used up: round robin
                 elif self.stop_reason == "yield":
                     sched.runq.append(t)

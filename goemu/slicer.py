@@ -30,15 +30,66 @@ from unicorn.unicorn_py3 import unicorn as _ucmod
 from .cpu import UNTIL
 
 
+def _find_counter_offset() -> int | None:
+    """Where Unicorn keeps the instruction counter of a count-limited emu_start.
+
+    Unicorn counts `count=N` runs in ``uc_struct.emu_counter`` but has no API to read it. This
+    finds its offset by experiment on a scratch engine (the struct layout is fixed per Unicorn
+    build): a loop stopped at an `until` address after exactly 3000 instructions under
+    count=999999 leaves 3000 in emu_counter and 999999 in emu_count."""
+    from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
+    try:
+        uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        uc.mem_map(0x1000, 0x1000)
+        uc.mem_write(0x1000, bytes.fromhex("48ffc0" "483de8030000" "75f5" "90"))  # 1000 x 3 insns
+        uc.emu_start(0x1000, 0x100B, 0, 999_999)
+        base = ctypes.cast(uc._uch, ctypes.c_void_p).value
+        words = (ctypes.c_uint64 * 2048).from_address(base)
+        hits = [i * 8 for i in range(2047) if words[i] == 3000 and words[i + 1] == 999_999]
+        return hits[0] if len(hits) == 1 else None
+    except Exception:   # an unexpected Unicorn build: exact counts are then unavailable
+        return None
+
+
+_COUNTER_OFFSET: int | None | bool = False
+
+
+def counter_offset() -> int | None:
+    global _COUNTER_OFFSET
+    if _COUNTER_OFFSET is False:
+        _COUNTER_OFFSET = _find_counter_offset()
+    return _COUNTER_OFFSET
+
+
 class CountSlicer:
-    """Slices of exactly `insns` guest instructions."""
+    """Slices of exactly `insns` guest instructions; keeps the exact count of executed
+    instructions (``executed``), also readable mid-slice from hooks (``icount()``)."""
 
     def __init__(self, uc, insns: int):
         self.uc = uc
         self.insns = insns
+        self.executed = 0           # instructions in completed emu_start calls
+        off = counter_offset()
+        self._counter = None
+        if off is not None:
+            base = ctypes.cast(uc._uch, ctypes.c_void_p).value
+            self._counter = ctypes.c_uint64.from_address(base + off)
+        self.last = 0
+
+    @property
+    def exact(self) -> bool:
+        return self._counter is not None
 
     def run(self, begin: int) -> None:
-        self.uc.emu_start(begin, UNTIL, 0, self.insns)
+        try:
+            self.uc.emu_start(begin, UNTIL, 0, self.insns)
+        finally:
+            self.last = self._counter.value if self._counter is not None else self.insns
+            self.executed += self.last
+
+    def icount(self) -> int:
+        """Instructions executed so far, including the running slice (from inside a hook)."""
+        return self.executed + (self._counter.value if self._counter is not None else 0)
 
     def close(self) -> None:
         pass
