@@ -46,6 +46,8 @@ class Options:
     deterministic: bool = False
     slice: int = DEFAULT_SLICE
     timeslice_ms: float = DEFAULT_TIMESLICE_MS
+    exact: bool = False                # instruction-count slices (tracing, debugging) without
+                                       # the virtual clock
     cpus: int = 0                      # 0: the host's count
     trace_out: object = None           # where --strace and notes go (default stderr)
     extra: dict = field(default_factory=dict)
@@ -93,7 +95,7 @@ class Kernel:
         self.host_signals: HostSignals | None = None
         self.slices = 0
         self._install_hooks()
-        if opts.deterministic:
+        if opts.deterministic or opts.exact:
             self.slicer = CountSlicer(self.uc, opts.slice)
         else:
             self.slicer = BlockStopSlicer(self.uc, opts.timeslice_ms / 1000.0)
@@ -281,20 +283,33 @@ class Kernel:
             signals.send_process(self, sig, signals.siginfo(sig, signals.SI_USER), self.main_proc)
 
     def run(self) -> int:
-        import threading
-        if threading.current_thread() is threading.main_thread():
-            self.host_signals = HostSignals()
+        """Run the guest to its end; return goemu's exit status."""
+        self.start()
         try:
-            return self._run()
+            while self.run_until_break() == "break":
+                pass   # no debugger attached: breakpoints (if any) do not pause the run
         finally:
-            if self.host_signals is not None:
-                self.host_signals.close()
-                self.host_signals = None
+            self.finish()
+        return self.exit_status if self.exit_status is not None else 0
 
-    def _run(self) -> int:
-        uc = self.uc
+    def start(self) -> None:
+        import threading
+        if self.host_signals is None and threading.current_thread() is threading.main_thread():
+            self.host_signals = HostSignals()
+
+    def finish(self) -> None:
+        if self.host_signals is not None:
+            self.host_signals.close()
+            self.host_signals = None
+        self.slicer.close()
+        self.main_proc.fds.close_all()
+        if self.exit_status is None:
+            self.exit_status = 0
+
+    def run_until_break(self) -> str | None:
+        """Schedule guest threads until the process ends (None) or a hook asked for a pause
+        with ``stop("break")`` (returns "break"; call again to continue)."""
         sched = self.sched
-        slicer = self.slicer
         while self.exit_status is None:
             if self.host_signals is not None and self.host_signals.pending:
                 self._forward_host_signals()
@@ -309,34 +324,40 @@ class Kernel:
                     rfds.append(self.host_signals.rfd)
                 self.clock.idle_until(sched.next_deadline(), rfds, wfds)
                 continue
-            self.load(t)
-            self.current = t
-            if t.pending:
-                signals.deliver(self, t)
-                if self.exit_status is not None:
-                    break
-                if t.state != "runnable":
-                    continue
-            self.stop_reason = None
-            self.publish_time()
-            try:
-                slicer.run(uc.reg_read(RIP))
-            except UcError as e:
-                self._cpu_exception(t, e)
-            self.slices += 1
-            if self.after_stop is not None:
-                fn, self.after_stop = self.after_stop, None
-                fn()
-            if self.stop_reason == "trap":
-                self._trap(t)
-            self.clock.slice_done(getattr(slicer, "last", 0))
+            self.run_slice(t)
             if t.state == "runnable":
                 if self.stop_reason is None and not t.pending:
                     sched.runq.append(t)         # slice used up: round robin
                 elif self.stop_reason == "yield":
                     sched.runq.append(t)
                 else:
-                    sched.runq.appendleft(t)     # stopped for a syscall, signal or fault: go on
-        slicer.close()
-        self.main_proc.fds.close_all()
-        return self.exit_status if self.exit_status is not None else 0
+                    sched.runq.appendleft(t)     # stopped for a syscall, signal, fault or break: go on
+            if self.stop_reason == "break" and self.exit_status is None:
+                return "break"
+        return None
+
+    def run_slice(self, t: Thread, count: int | None = None) -> None:
+        """Run t for one slice (or exactly `count` instructions) and handle how it stopped."""
+        uc = self.uc
+        self.load(t)
+        self.current = t
+        self.stop_reason = None
+        if t.pending:
+            signals.deliver(self, t)
+            if self.exit_status is not None or t.state != "runnable":
+                return
+        self.publish_time()
+        try:
+            if count is None:
+                self.slicer.run(uc.reg_read(RIP))
+            else:
+                self.slicer.run_count(uc.reg_read(RIP), count)
+        except UcError as e:
+            self._cpu_exception(t, e)
+        self.slices += 1
+        if self.after_stop is not None:
+            fn, self.after_stop = self.after_stop, None
+            fn()
+        if self.stop_reason == "trap":
+            self._trap(t)
+        self.clock.slice_done(getattr(self.slicer, "last", 0))

@@ -87,6 +87,13 @@ class CountSlicer:
             self.last = self._counter.value if self._counter is not None else self.insns
             self.executed += self.last
 
+    def run_count(self, begin: int, n: int) -> None:
+        saved, self.insns = self.insns, n
+        try:
+            self.run(begin)
+        finally:
+            self.insns = saved
+
     def icount(self) -> int:
         """Instructions executed so far, including the running slice (from inside a hook)."""
         return self.executed + (self._counter.value if self._counter is not None else 0)
@@ -144,6 +151,9 @@ class BlockStopSlicer:
         finally:
             with self.cond:
                 self.deadline = None
+
+    def run_count(self, begin: int, n: int) -> None:
+        self.uc.emu_start(begin, UNTIL, 0, n)
 
     def _watch(self) -> None:
         with self.cond:
