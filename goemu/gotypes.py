@@ -21,7 +21,6 @@ Offsets of nested fields use dotted paths: ``g.sched.pc`` is ``offsets["g"]["sch
 from __future__ import annotations
 
 import io
-import struct
 from typing import Callable, Optional
 
 from .symbols import Symbols

@@ -13,6 +13,10 @@ never needs the program to run. Sources, and what each one gives:
 * The Go version: ``runtime.buildVersion`` (a string header in .data), else the
   ``.go.buildinfo`` blob, else the first ``go1.N[.M]`` string in the read-only data.
 
+Unwinding (``frames``/``unwind``) follows gentraceback on amd64 and, for go1.14/1.15 and
+go1.18/1.19 binaries, expands calls the compiler inlined (FUNCDATA_InlTree + PCDATA
+InlTreeIndex), so stacks read like Go's own tracebacks.
+
 Names are reported the way Go prints them: the linker's ``.abi0`` suffix on assembly functions
 (Go 1.17+ .symtab) is dropped, and ``address_of`` accepts either spelling.
 """
@@ -47,18 +51,27 @@ class Frame(NamedTuple):
 
 
 class FrameInfo(NamedTuple):
-    """A frame with its stack pointer (``frames``); ``sp`` is the SP while ``pc`` runs."""
+    """A frame with its stack pointer (``frames``); ``sp`` is the SP while ``pc`` runs.
+
+    ``inlined`` frames are calls the compiler inlined into the next (physical) frame: they
+    share its pc and sp, and ``entry`` is the physical function's entry."""
     pc: int
     sp: int
     func: Optional[str]
     entry: Optional[int]
     file: Optional[str]
     line: Optional[int]
+    inlined: bool = False
 
 
 # Unwinding stops after a frame of one of these: the bottom of a goroutine stack (goexit), of
-# an M's g0 stack (mstart) and of the main thread (rt0_go).
-STOP_FUNCS = frozenset({"runtime.goexit", "runtime.mstart", "runtime.rt0_go"})
+# an M's g0 stack (mstart) and of the main thread (rt0_go); and, as the runtime's own traceback
+# does (go1.14 topofstack(), go1.19 funcFlag_TOPFRAME/SPWRITE), at the functions that switch
+# stacks, where the word above the frame is not a return address: on a g0 stack the frame
+# above systemstack is a fake mstart (go1.14) or garbage (go1.17+), and mcall/morestack never
+# return.
+STOP_FUNCS = frozenset({"runtime.goexit", "runtime.mstart", "runtime.rt0_go", "runtime.mcall",
+                        "runtime.morestack", "runtime.systemstack", "runtime.asmcgocall"})
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")
@@ -164,6 +177,11 @@ class PclnTab:
             raise SymbolsError("pclntab function table is not sorted")
         self._names: list[Optional[str]] = [None] * self.nfunc
         self._sz0 = 4 if self.version in ("1.18", "1.20") else ps
+        # sizeof(_func) before its pcdata offsets: the entry, the uint32 fields (7 in 1.2,
+        # +cuOffset from 1.16, +startLine from 1.20), then funcID, flag/pad, nfuncdata bytes.
+        nfields = {"1.2": 7, "1.16": 8, "1.18": 8, "1.20": 9}[self.version]
+        self._func_fixed = self._sz0 + 4 * nfields + 4
+        self.addr: Optional[int] = None  # virtual address of data[0], when known
         self._tables: dict = {}
 
     # -- functions
@@ -252,6 +270,33 @@ class PclnTab:
         k = bisect.bisect_right(ends, pc)
         return vals[k] if k < len(vals) else None
 
+    def pcdata(self, i: int, table: int, pc: int) -> Optional[int]:
+        """PCDATA table `table` of function i at pc (None if the function has no such table)."""
+        npcdata = self._field(i, 7)
+        if table >= npcdata:
+            return None
+        off = self._funcdata + self._funcoffs[i] + self._func_fixed + 4 * table
+        return self.pcvalue(struct.unpack_from("<I", self.data, off)[0], self.entries[i], pc)
+
+    def funcdata(self, i: int, k: int) -> Optional[int]:
+        """FUNCDATA slot k of function i: an absolute address (layouts 1.2 and 1.16) or an
+        offset from moduledata.gofunc (1.18+); None when the slot is empty."""
+        base = self._funcdata + self._funcoffs[i]
+        if k >= self.data[base + self._func_fixed - 1]:  # nfuncdata, the last byte
+            return None
+        p = base + self._func_fixed + 4 * self._field(i, 7)
+        if self._sz0 == 4:
+            v = struct.unpack_from("<I", self.data, p + 4 * k)[0]
+            return None if v == 0xFFFFFFFF else v
+        if self.ptrsize == 8 and ((self.addr or 0) + p) & 4:  # uintptrs are 8-aligned
+            p += 4
+        v = struct.unpack_from(self._uptr, self.data, p + self.ptrsize * k)[0]
+        return v or None
+
+    def funcname_at(self, nameoff: int) -> str:
+        """A function name by its offset in the name table (inlinedCall.func_)."""
+        return _cstring(self.data, self._funcnametab + nameoff)
+
     def spdelta(self, pc: int) -> Optional[int]:
         """Bytes between SP and the return-address slot at pc (0 at the entry)."""
         i = self.func_index(pc)
@@ -304,6 +349,7 @@ class Symbols:
         self._parse_elf()
         self._symtab_funcs: list[Func] = []
         self._symbols: dict[str, tuple[int, int, int]] = {}  # name -> (addr, size, type)
+        self.has_symtab = False
         self._load_symtab()
         self.pclntab: Optional[PclnTab] = None
         self.pclntab_addr: Optional[int] = None
@@ -388,7 +434,8 @@ class Symbols:
         funcs: dict[int, Func] = {}
         n = symtab.size // _SYM.size
         for k in range(1, n):
-            st_name, st_info, _o, shndx, value, size = _SYM.unpack_from(d, symtab.offset + k * _SYM.size)
+            st_name, st_info, _o, _shndx, value, size = _SYM.unpack_from(
+                d, symtab.offset + k * _SYM.size)
             typ = st_info & 0xF
             if typ not in (STT_FUNC, STT_OBJECT) or value == 0:
                 continue
@@ -407,8 +454,6 @@ class Symbols:
         self._symtab_funcs = sorted(funcs.values(), key=lambda f: f.entry)
         self.has_symtab = bool(self._symbols)
 
-    has_symtab = False
-
     # -- pclntab
 
     def _load_pclntab(self) -> None:
@@ -417,7 +462,7 @@ class Symbols:
             try:
                 self.pclntab = PclnTab(self.data[sec.offset:sec.offset + sec.size],
                                        self._text_start())
-                self.pclntab_addr = sec.addr
+                self.pclntab_addr = self.pclntab.addr = sec.addr
                 self.pclntab_found_by = ".gopclntab section"
                 return
             except (SymbolsError, struct.error, IndexError):
@@ -449,7 +494,7 @@ class Symbols:
                             t.name(0)
                             t.name(t.nfunc - 1)
                             self.pclntab = t
-                            self.pclntab_addr = self._file_to_vaddr(pos)
+                            self.pclntab_addr = t.addr = self._file_to_vaddr(pos)
                             self.pclntab_found_by = "magic scan at file offset %#x" % pos
                             return
                     except (SymbolsError, struct.error, IndexError, ValueError):
@@ -550,25 +595,34 @@ class Symbols:
         return self.pclntab.spdelta(pc)
 
     def frames(self, read_u64: Callable[[int], int], pc: int, sp: int,
-               max_frames: int = 100) -> list[FrameInfo]:
+               max_frames: int = 100, inline: bool = True) -> list[FrameInfo]:
         """Unwind a Go stack from (pc, sp) the way gentraceback does on amd64.
 
         For each frame: caller pc = *(sp + spdelta(pc)), caller sp = sp + spdelta(pc) + 8.
-        Stops after runtime.goexit / runtime.mstart / runtime.rt0_go, at pc 0, at a pc outside
-        every function, when read_u64 raises, or after max_frames frames. file:line of a caller
+        Stops after a frame of a STOP_FUNCS function (runtime.goexit, runtime.mstart,
+        runtime.rt0_go, and the stack switchers), at pc 0, at a return address outside every
+        function, when read_u64 raises, or after max_frames frames. file:line of a caller
         frame is looked up at pc-1 (inside the CALL), except right above runtime.sigpanic,
-        whose "return address" is the faulting instruction itself.
+        whose "return address" is the faulting instruction itself. With inline=True, calls
+        the compiler inlined are listed as frames of their own (``inlined=True``), as Go's
+        tracebacks show them (go1.14/1.15 and go1.18/1.19 binaries; see inline_supported).
         """
         out: list[FrameInfo] = []
         exact = True  # pc is the instruction being executed, not a return address
         while len(out) < max_frames and pc != 0:
             hit = self.pclntab.lookup(pc) if self.pclntab is not None else self.lookup(pc)
             if hit is None:
-                out.append(FrameInfo(pc, sp, None, None, None, None))
+                if not out:  # an innermost pc outside Go code (vDSO, bad jump): show it
+                    out.append(FrameInfo(pc, sp, None, None, None, None))
                 break
             name, entry = hit
             name = go_name(name)
             tpc = pc if exact or pc <= entry else pc - 1
+            if inline:
+                calls, tpc = self.inlined_calls(tpc)
+                for iname, ipc in calls:
+                    file, line = self.file_line(ipc)
+                    out.append(FrameInfo(pc, sp, iname, entry, file, line, True))
             file, line = self.file_line(tpc)
             out.append(FrameInfo(pc, sp, name, entry, file, line))
             if name in STOP_FUNCS:
@@ -582,13 +636,97 @@ class Symbols:
                 break
             sp = sp + delta + 8
             exact = name == "runtime.sigpanic"
-        return out
+        return out[:max_frames]
+
+    # -- inlining
+
+    @property
+    def inline_supported(self) -> bool:
+        """Whether inlined calls can be expanded: the FUNCDATA index of the inline tree and
+        the inlinedCall layout are known (and tested) for go1.14/1.15 and go1.18/1.19."""
+        return self._inltree_slot() is not None
+
+    def _inltree_slot(self) -> Optional[int]:
+        if self.pclntab is None:
+            return None
+        v = self.go_version or ""
+        m = re.match(r"go1\.(\d+)", v)
+        minor = int(m.group(1)) if m else None
+        if self.pclntab.version == "1.2" and minor in (14, 15):
+            return 4  # _FUNCDATA_InlTree (after RegPointerMaps, StackObjects)
+        if self.pclntab.version == "1.18" and minor in (18, 19):
+            return 3  # _FUNCDATA_InlTree
+        return None
+
+    def _gofunc(self) -> Optional[int]:
+        """moduledata.gofunc, the base of 1.18+ FUNCDATA offsets ("go.func.*")."""
+        if hasattr(self, "_gofunc_cache"):
+            return self._gofunc_cache
+        addr = self.address_of("go.func.*")
+        if addr is None and self.pclntab is not None and self.pclntab_addr is not None:
+            addr = self._gofunc_from_moduledata()
+        self._gofunc_cache = addr
+        return addr
+
+    def _gofunc_from_moduledata(self) -> Optional[int]:
+        # runtime.firstmoduledata starts {pcHeader *pcHeader; funcnametab []byte; ...} and
+        # holds gofunc at offset 304 in go1.18/1.19 (runtime/symtab.go moduledata).
+        t = self.pclntab
+        want = struct.pack("<QQ", self.pclntab_addr, self.pclntab_addr + t._funcnametab)
+        for s in self.segments:
+            if not s.flags & 2:  # writable segments (.noptrdata)
+                continue
+            blob = self.data[s.offset:s.offset + s.filesz]
+            pos = blob.find(want)
+            while pos != -1:
+                if pos % 8 == 0 and pos + 312 <= len(blob):
+                    gofunc = struct.unpack_from("<Q", blob, pos + 304)[0]
+                    if any(r.vaddr <= gofunc < r.vaddr + r.filesz for r in self.segments
+                           if not r.flags & 1):
+                        return gofunc
+                pos = blob.find(want, pos + 1)
+        return None
+
+    def inlined_calls(self, tracepc: int) -> tuple[list[tuple[str, int]], int]:
+        """The inlined calls active at tracepc, innermost first, as (name, pc to look up
+        file:line at); and the pc to use for the physical function's own file:line (the
+        call site of the outermost inlined call, or tracepc itself)."""
+        slot = self._inltree_slot()
+        t = self.pclntab
+        if slot is None:
+            return [], tracepc
+        i = t.func_index(tracepc)
+        if i is None:
+            return [], tracepc
+        raw = t.funcdata(i, slot)
+        if raw is None:
+            return [], tracepc
+        if t.version == "1.18":
+            base = self._gofunc()
+            if base is None:
+                return [], tracepc
+            raw += base
+        entry = t.entries[i]
+        calls: list[tuple[str, int]] = []
+        for _ in range(64):  # inlining depth is small; bound it anyway
+            ix = t.pcdata(i, 2, tracepc)  # _PCDATA_InlTreeIndex
+            if ix is None or ix < 0:
+                break
+            # inlinedCall{parent int16; funcID uint8; _ byte; file, line, func_, parentPc int32}
+            rec = self.read(raw + 20 * ix, 20)
+            if rec is None:
+                break
+            _parent, _fid, _pad, _file, _line, nameoff, parent_pc = struct.unpack("<hBBiiii", rec)
+            calls.append((go_name(t.funcname_at(nameoff)), tracepc))
+            tracepc = entry + parent_pc
+        return calls, tracepc
 
     def unwind(self, read_u64: Callable[[int], int], pc: int, sp: int,
-               max_frames: int = 100) -> list[Frame]:
-        """[(pc, funcname, file, line), ...] from the innermost frame outwards."""
+               max_frames: int = 100, inline: bool = True) -> list[Frame]:
+        """[(pc, funcname, file, line), ...] from the innermost frame outwards (inlined calls
+        included as frames sharing the pc of the function they were inlined into)."""
         return [Frame(f.pc, f.func, f.file, f.line)
-                for f in self.frames(read_u64, pc, sp, max_frames)]
+                for f in self.frames(read_u64, pc, sp, max_frames, inline)]
 
     # -- Go version
 
@@ -661,13 +799,17 @@ class Symbols:
         return v if v and v.startswith("go") else None
 
     def _version_from_strings(self) -> Optional[str]:
+        """Last resort: a go1.N[.M] string in the read-only data. Go packs its string data
+        without separators ("...functiongo1.14.2hijacked..."), so no word boundaries can be
+        required; file names such as "bits_go1.13.go" are skipped."""
         ro = [s for s in self.segments if not s.flags & 1]  # non-executable segments
         spans = [(s.offset, s.offset + s.filesz) for s in ro] or [(0, len(self.data))]
+        d = self.data
         for a, b in spans:
-            for m in _GOVERSION_RE.finditer(self.data, a, b):
-                before = self.data[m.start() - 1:m.start()]
-                after = self.data[m.end():m.end() + 1]
-                if before.isalnum() or after.isalnum() or after in (b".", b"_"):
+            for m in _GOVERSION_RE.finditer(d, a, b):
+                before = d[m.start() - 1:m.start()]
+                after = d[m.end():m.end() + 2]
+                if before in (b"_", b"/", b"-", b".") or after[:1] == b"." or after[:1] == b"_":
                     continue
                 return m.group().decode()
         return None
