@@ -4,7 +4,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ESBUILD := fixtures/go114-binaries/bin/esbuild-0.5.26
 DEMO_DIR := fixtures/work/demo
 
-.PHONY: demo test deps install fixtures bench clean
+.PHONY: demo test deps install fixtures bench golden clean
 
 # Run goemu on the default binary: esbuild 0.5.26 (Go 1.14.2) --version, then a small bundle.
 demo: install fixtures
@@ -23,6 +23,7 @@ deps:
 	[ -x /usr/lib/go-1.19/bin/go ] || pkgs="$$pkgs golang-1.19-go"; \
 	command -v qemu-x86_64 >/dev/null || pkgs="$$pkgs qemu-user"; \
 	command -v npm >/dev/null || pkgs="$$pkgs npm"; \
+	command -v objcopy >/dev/null || pkgs="$$pkgs binutils"; \
 	if [ -n "$$pkgs" ]; then \
 		echo "installing:$$pkgs"; \
 		$(SUDO) apt-get update -qq && \
@@ -41,6 +42,12 @@ fixtures: deps
 
 bench: install fixtures
 	bench/run
+
+# Regenerate the golden trace (after an intended change in what a trace shows).
+golden: install fixtures
+	mkdir -p /tmp/goemu-golden && cp fixtures/go114-binaries/bin/esbuild-0.5.26 /tmp/goemu-golden/esbuild
+	cd /tmp/goemu-golden && goemu trace --deterministic --cpus 2 -i --sym runtime.newosproc --stack 6 \
+		-o $(CURDIR)/tests/golden/newosproc-esbuild-0.5.26.txt ./esbuild --version
 
 clean:
 	rm -rf fixtures/work fixtures/go1.19-binaries fixtures/go114-binaries/bin build *.egg-info

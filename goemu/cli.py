@@ -18,7 +18,7 @@ EXIT_INTERNAL = 70
 
 
 def _env(args) -> list[str]:
-    env = dict(os.environ)
+    env = {} if args.ignore_env else dict(os.environ)
     for unset in args.unset or []:
         env.pop(unset, None)
     for item in args.env or []:
@@ -34,6 +34,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="set an environment variable for the guest (as qemu-user's -E)")
     p.add_argument("-U", dest="unset", action="append", metavar="VAR",
                    help="remove a variable from the guest's environment (as qemu-user's -U)")
+    p.add_argument("-i", "--ignore-environment", dest="ignore_env", action="store_true",
+                   help="start the guest with an empty environment (then -E adds to it), as env -i")
     p.add_argument("--argv0", help="argv[0] the guest sees (default: BINARY as given)")
     p.add_argument("--strace", action="store_true", help="log every syscall on stderr, strace style")
     p.add_argument("-v", "--verbose", action="store_true", help="notes: unimplemented syscalls, ...")
@@ -58,31 +60,111 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a static linux/amd64 Go binary")
     _add_run_options(run)
+    tr = sub.add_parser("trace", help="run a binary and record an event per entry of chosen functions",
+                        description="Run BINARY (its stdout/stderr unchanged) and record one event per "
+                                    "entry of each function matching --sym, with the runtime's M, P and G.")
+    tr.add_argument("--sym", action="append", required=True, metavar="PATTERN",
+                    help="function name or glob (runtime.schedule, 'runtime.*park*'); repeatable")
+    tr.add_argument("-o", dest="output", metavar="FILE", help="write events here (default: stderr)")
+    tr.add_argument("--format", choices=["text", "jsonl"], default="text")
+    tr.add_argument("--ret", action="store_true", help="also record returns, with their duration")
+    tr.add_argument("--stack", type=int, default=0, metavar="N", help="N Go frames per event")
+    tr.add_argument("--step", type=int, default=0, metavar="N",
+                    help="after each entry, single-step N instructions (disassembled, changed registers)")
+    tr.add_argument("--sched", action="store_true", help="scheduler state (schedt, the Ps) per event")
+    tr.add_argument("--chrome", metavar="FILE", help="also write Chrome trace-event JSON (opens in Perfetto)")
+    _add_run_options(tr)
+    from .debug import __doc__ as debug_doc
+    db = sub.add_parser("debug", help="step through a binary: breakpoints, bt, threads, goroutines, sched",
+                        description=debug_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    db.add_argument("-x", dest="script", metavar="FILE", help="read commands from FILE (default: stdin)")
+    _add_run_options(db)
     sc = sub.add_parser("syscalls", help="list the implemented syscalls and their support level")
     sc.add_argument("--json", action="store_true")
     return p
 
 
-def cmd_run(args) -> int:
+class _Exit(Exception):
+    def __init__(self, status: int):
+        self.status = status
+
+
+def _kernel(args, exact: bool = False):
+    """Build the emulated process for `args`; raise _Exit with the status for bad input."""
     from .kernel import DEFAULT_SLICE, DEFAULT_TIMESLICE_MS, Kernel, Options
     from .loader import BadExecutable
     path = args.binary
     if not os.path.exists(path):
         print(f"goemu: {path}: No such file or directory", file=sys.stderr)
-        return EXIT_NOT_FOUND
+        raise _Exit(EXIT_NOT_FOUND)
     opts = Options(strace=args.strace, verbose=args.verbose, deterministic=args.deterministic,
                    slice=args.slice or DEFAULT_SLICE, cpus=args.cpus,
-                   timeslice_ms=args.timeslice or DEFAULT_TIMESLICE_MS)
+                   timeslice_ms=args.timeslice or DEFAULT_TIMESLICE_MS, exact=exact)
     argv = [args.argv0 or path] + list(args.args)
     try:
         k = Kernel(path, argv, _env(args), opts)
     except BadExecutable as e:
         print(f"goemu: {path}: {e}", file=sys.stderr)
-        return EXIT_CANNOT_RUN
+        raise _Exit(EXIT_CANNOT_RUN) from None
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    return k
+
+
+def cmd_run(args) -> int:
+    k = _kernel(args)
     status = k.run()
     sys.stdout.flush()
     return status
+
+
+def _symbols(path: str, verbose_missing: bool = True):
+    """Symbols and runtime layouts of the binary, with a note for each thing it lacks."""
+    from .gotypes import Layouts
+    from .symbols import Symbols
+    syms = Symbols(path)
+    layouts = Layouts(syms)
+    if verbose_missing:
+        for what in syms.missing():
+            print(f"goemu: note: {what}", file=sys.stderr)
+        for what in layouts.notes:
+            if "built-in table" in what or "without an address" in what or "no runtime" in what:
+                print(f"goemu: note: {what}", file=sys.stderr)
+    return syms, layouts
+
+
+def cmd_trace(args) -> int:
+    from .trace import TraceOptions, Tracer, run_traced
+    k = _kernel(args, exact=True)
+    syms, layouts = _symbols(args.binary)
+    out = open(args.output, "w") if args.output else sys.stderr
+    opts = TraceOptions(args.sym, args.format, out, args.ret, args.stack, args.step, args.sched, args.chrome)
+    tracer = Tracer(k, syms, layouts, opts)
+    if not tracer.targets:
+        print(f"goemu: no function matches {' or '.join(args.sym)}", file=sys.stderr)
+        return 2
+    if args.sched and "runtime.sched" not in layouts.globals:
+        print("goemu: note: --sched needs runtime.sched and runtime.allp, which this binary does "
+              "not name (stripped?): scheduler state is left out", file=sys.stderr)
+        opts.sched = False
+    try:
+        status = run_traced(k, tracer)
+    finally:
+        if args.output:
+            out.close()
+    sys.stdout.flush()
+    return status
+
+
+def cmd_debug(args) -> int:
+    from .debug import run_debugger
+    k = _kernel(args, exact=True)
+    syms, layouts = _symbols(args.binary)
+    script = open(args.script) if args.script else None
+    try:
+        return run_debugger(k, syms, layouts, script)
+    finally:
+        if script is not None:
+            script.close()
 
 
 def cmd_syscalls(args) -> int:
@@ -105,8 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "trace":
+            return cmd_trace(args)
+        if args.command == "debug":
+            return cmd_debug(args)
         if args.command == "syscalls":
             return cmd_syscalls(args)
+    except _Exit as e:
+        return e.status
     except KeyboardInterrupt:
         return 128 + signal.SIGINT
     except BrokenPipeError:
