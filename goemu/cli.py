@@ -40,9 +40,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strace", action="store_true", help="log every syscall on stderr, strace style")
     p.add_argument("-v", "--verbose", action="store_true", help="notes: unimplemented syscalls, ...")
     p.add_argument("--deterministic", action="store_true",
-                   help="virtual clock and fixed pid/random seed: same input, same interleaving, "
-                        "same output and syscall log. Cannot make reproducible: input from outside "
-                        "(stdin, files changing, the network, host signals).")
+                   help="virtual clock, fixed pid and random seed, instruction-count slices: the "
+                        "same input gives the same interleaving, output and syscall log. It cannot "
+                        "make reproducible what comes from outside: stdin, files that change, the "
+                        "network and host programs talking to the guest, host signals, and the "
+                        "timing of subprocesses (os/exec).")
     p.add_argument("--cpus", type=int, default=0, metavar="N",
                    help="CPUs the guest sees (sched_getaffinity; sets Go's default GOMAXPROCS)")
     p.add_argument("--slice", type=int, default=0, metavar="INSNS",
@@ -73,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="after each entry, single-step N instructions (disassembled, changed registers)")
     tr.add_argument("--sched", action="store_true", help="scheduler state (schedt, the Ps) per event")
     tr.add_argument("--chrome", metavar="FILE", help="also write Chrome trace-event JSON (opens in Perfetto)")
+    tr.add_argument("--timeline", metavar="FILE.svg", help="also draw the trace as an SVG timeline")
     _add_run_options(tr)
     from .debug import __doc__ as debug_doc
     db = sub.add_parser("debug", help="step through a binary: breakpoints, bt, threads, goroutines, sched",
@@ -137,7 +140,8 @@ def cmd_trace(args) -> int:
     k = _kernel(args, exact=True)
     syms, layouts = _symbols(args.binary)
     out = open(args.output, "w") if args.output else sys.stderr
-    opts = TraceOptions(args.sym, args.format, out, args.ret, args.stack, args.step, args.sched, args.chrome)
+    opts = TraceOptions(args.sym, args.format, out, args.ret, args.stack, args.step, args.sched, args.chrome,
+                        args.timeline)
     tracer = Tracer(k, syms, layouts, opts)
     if not tracer.targets:
         print(f"goemu: no function matches {' or '.join(args.sym)}", file=sys.stderr)

@@ -43,6 +43,7 @@ class TraceOptions:
     step: int = 0
     sched: bool = False
     chrome: str | None = None
+    timeline: str | None = None
 
 
 @dataclass
@@ -200,7 +201,7 @@ class Tracer:
 
     # ---- sinks ------------------------------------------------------------------------
     def emit(self, ev: dict) -> None:
-        if self.opts.chrome:
+        if self.opts.chrome or self.opts.timeline:
             self.events.append(ev)
         out = self.opts.out
         if self.opts.fmt == "jsonl":
@@ -296,6 +297,11 @@ def run_traced(k, tracer: Tracer) -> int:
         k.finish()
         if tracer.opts.chrome:
             tracer.write_chrome()
+        if tracer.opts.timeline:
+            from .timeline import render_svg
+            title = f"goemu trace {' '.join(tracer.opts.patterns)} — {tracer.k.exe_path.rsplit('/', 1)[-1]}"
+            with open(tracer.opts.timeline, "w") as f:
+                f.write(render_svg(tracer.events, title, tracer.opts.ret))
     return k.exit_status
 
 

@@ -26,3 +26,12 @@ def test_virtual_clock_skips_idle_time(tmp_path):
     guest still sees that time pass (its own checks print true)."""
     r = run_goemu(go119("timers"), options=("--deterministic",), cwd=tmp_path)
     assert b"ticker: elapsed >= 10ms: true" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["pipes", "httpinproc", "tcpecho"])
+def test_in_process_io_is_reproducible(name, tmp_path):
+    """Pipes and loopback sockets between the guest's own goroutines are not outside input."""
+    runs = [run_goemu(go119(name), options=("--deterministic", "--strace"), cwd=tmp_path) for _ in range(2)]
+    assert runs[0].returncode == 0, runs[0].stderr[-2000:]
+    assert runs[0].stdout == runs[1].stdout == run_native(go119(name), cwd=tmp_path).stdout
+    assert runs[0].stderr == runs[1].stderr

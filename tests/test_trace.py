@@ -141,3 +141,15 @@ def test_stripped_binary_is_explained(tmp_path):
     assert "goemu: note:" in err and ".symtab" in err
     assert "--sched needs runtime.sched" in err
     assert "runtime.newosproc() \u2190 runtime.newm1" in err     # names still come from pclntab
+
+
+def test_timeline_picture(tmp_path):
+    import xml.etree.ElementTree as ET
+    svg = tmp_path / "t.svg"
+    p = trace("--deterministic", "--sym", "runtime.schedule", "--sym", "runtime.stopm", "--ret", "--sched",
+              "-o", tmp_path / "t.txt", "--timeline", svg, go119("pingpong"))
+    assert p.returncode == 0
+    root = ET.parse(svg).getroot()
+    texts = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert any(t.startswith("M") and "tid " in t for t in texts)      # one track per thread
+    assert "runtime.stopm" in texts and "run queues" in texts

@@ -88,8 +88,7 @@ def execve(k, t, path_p, argv_p, envp_p):
         record.pidfd = os.pidfd_open(host_pid)
     except OSError:
         record.pidfd = -1
-    if k.strace is not None:
-        k.strace.text(t, f"execve({path!r}) started host pid {host_pid} as guest pid {proc.pid}")
+    k.note(f"execve {path.decode(errors='replace')}: host process {host_pid} is guest pid {proc.pid}")
     # exec succeeded: the child's guest context is gone; its fds now live in the host process
     _release_parent(k, t)
     proc.fds.close_all()
