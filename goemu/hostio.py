@@ -38,20 +38,22 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signa
 
 
 def fd_kind(host: int) -> str:
-    """file, dir, fifo, socket, chr (terminals and devices) — from the host's fstat."""
+    """dir, file, pipe, socket, tty or dev (other character devices), from the host's fstat."""
     try:
         mode = os.fstat(host).st_mode
     except OSError:
         return "file"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode):
-        return "chr"
     if stat.S_ISDIR(mode):
         return "dir"
-    return "file"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISFIFO(mode):
+        return "pipe"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) and os.isatty(host):
+        return "tty"
+    return "dev"
 
 
 def is_nonblocking(host: int) -> bool:
@@ -73,7 +75,7 @@ def may_block(entry) -> bool:
     kind = getattr(entry, "host_kind", None)
     if kind is None:
         kind = entry.host_kind = fd_kind(entry.host)
-    return kind in ("fifo", "socket", "chr")
+    return kind in ("pipe", "socket", "tty", "dev")
 
 
 def io(k, t, entry, write: bool, op: Callable[[], int], nr: int, what: str):
@@ -104,7 +106,7 @@ def write_some(entry, data: bytes) -> int:
     host = entry.host
     if not may_block(entry) or is_nonblocking(host):
         return os.write(host, data)
-    if entry.host_kind == "fifo":
+    if entry.host_kind == "pipe":
         return os.write(host, data[:PIPE_BUF])
     if entry.host_kind == "socket":
         buf = ctypes.create_string_buffer(data, len(data))

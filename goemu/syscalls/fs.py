@@ -271,19 +271,7 @@ def _generated(k, rest: bytes) -> bytes:
     return os.fsencode(os.path.basename(k.exe_path))[:15] + b"\n"     # comm
 
 
-def _kind(host: int) -> str:
-    mode = os.fstat(host).st_mode
-    if st.S_ISDIR(mode):
-        return "dir"
-    if st.S_ISREG(mode):
-        return "file"
-    if st.S_ISFIFO(mode):
-        return "pipe"
-    if st.S_ISSOCK(mode):
-        return "socket"
-    if st.S_ISCHR(mode) and os.isatty(host):
-        return "tty"
-    return "dev"
+_kind = hostio.fd_kind
 
 
 # ---- open / close ------------------------------------------------------------------------
