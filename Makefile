@@ -35,6 +35,8 @@ install: deps
 	@$(PYTHON) -c "import os, sys, goemu, unicorn, capstone, elftools, pytest; \
 		sys.exit(os.path.dirname(os.path.realpath(goemu.__file__)) != os.path.realpath('goemu'))" 2>/dev/null \
 		&& command -v goemu >/dev/null || $(PYTHON) -m pip install -q -e '.[test]'
+	@# byte-compile: with PYTHONDONTWRITEBYTECODE set, every start would recompile goemu (~30 ms)
+	@$(PYTHON) -m compileall -q goemu
 
 fixtures: deps
 	bash fixtures/fetch.sh

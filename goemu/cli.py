@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--chrome", metavar="FILE", help="also write Chrome trace-event JSON (opens in Perfetto)")
     tr.add_argument("--timeline", metavar="FILE.svg", help="also draw the trace as an SVG timeline")
     _add_run_options(tr)
-    from .debug import __doc__ as debug_doc
+    from .debughelp import HELP as debug_doc
     db = sub.add_parser("debug", help="step through a binary: breakpoints, bt, threads, goroutines, sched",
                         description=debug_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     db.add_argument("-x", dest="script", metavar="FILE", help="read commands from FILE (default: stdin)")

@@ -12,7 +12,6 @@ process-directed signals between slices, as Linux would deliver them.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import fcntl
 import os
 import select
@@ -26,7 +25,8 @@ from .thread import Restart, Wait
 PIPE_BUF = 4096
 MSG_DONTWAIT = 0x40
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# the C library already loaded in this process (find_library would run ldconfig: ~20 ms)
+_libc = ctypes.CDLL(None, use_errno=True)
 
 # Host signals forwarded to the guest. SIGKILL/SIGSTOP cannot be caught; SIGPIPE stays ignored
 # (EPIPE from host writes is turned into the guest's SIGPIPE by the write path); SIGCHLD is
