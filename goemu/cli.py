@@ -45,6 +45,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "make reproducible what comes from outside: stdin, files that change, the "
                         "network and host programs talking to the guest, host signals, and the "
                         "timing of subprocesses (os/exec).")
+    p.add_argument("--follow-exec", action="store_true",
+                   help="when the guest execs a static x86-64 binary (os/exec), run it under goemu too")
+    p.add_argument("--exit-by-signal", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--cpus", type=int, default=0, metavar="N",
                    help="CPUs the guest sees (sched_getaffinity; sets Go's default GOMAXPROCS)")
     p.add_argument("--slice", type=int, default=0, metavar="INSNS",
@@ -102,7 +105,8 @@ def _kernel(args, exact: bool = False):
         raise _Exit(EXIT_NOT_FOUND)
     opts = Options(strace=args.strace, verbose=args.verbose, deterministic=args.deterministic,
                    slice=args.slice or DEFAULT_SLICE, cpus=args.cpus,
-                   timeslice_ms=args.timeslice or DEFAULT_TIMESLICE_MS, exact=exact)
+                   timeslice_ms=args.timeslice or DEFAULT_TIMESLICE_MS, exact=exact,
+                   follow_exec=args.follow_exec, exit_by_signal=args.exit_by_signal)
     argv = [args.argv0 or path] + list(args.args)
     try:
         k = Kernel(path, argv, _env(args), opts)
@@ -117,6 +121,10 @@ def cmd_run(args) -> int:
     k = _kernel(args)
     status = k.run()
     sys.stdout.flush()
+    if k.killed_by and k.opts.exit_by_signal:
+        # a --follow-exec child: die of the signal, so the guest parent's wait4 sees it
+        signal.signal(k.killed_by, signal.SIG_DFL)
+        os.kill(os.getpid(), k.killed_by)
     return status
 
 

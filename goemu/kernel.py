@@ -46,6 +46,8 @@ class Options:
     deterministic: bool = False
     slice: int = DEFAULT_SLICE
     timeslice_ms: float = DEFAULT_TIMESLICE_MS
+    follow_exec: bool = False          # run exec'd static x86-64 binaries under goemu too
+    exit_by_signal: bool = False       # die of the guest's fatal signal instead of exit(128+N)
     exact: bool = False                # instruction-count slices (tracing, debugging) without
                                        # the virtual clock
     cpus: int = 0                      # 0: the host's count

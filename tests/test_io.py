@@ -116,3 +116,29 @@ def test_host_signal_default_action_kills_guest():
         p.communicate(timeout=60)
         statuses.append(128 - p.returncode if p.returncode < 0 else p.returncode)
     assert statuses == [143, 143]
+
+
+def test_follow_exec_runs_go_children_under_goemu():
+    """Without --follow-exec the child is a host process (real pid, real clock); with it, the
+    child runs under goemu too (deterministic: pid 1000, the virtual clock's year 2020)."""
+    child = go119("printpid")
+    plain = run_goemu(go119("execgo"), child, options=("--deterministic",))
+    follow = run_goemu(go119("execgo"), child, options=("--deterministic", "--follow-exec"))
+    assert plain.returncode == follow.returncode == 0
+    assert follow.stdout == b'child stdout: "pid=1000 year=2020\\n"\nchild status: 0\n'
+    assert b"year=2020" not in plain.stdout
+    # a followed child's exit status reaches the parent as natively
+    native = run_native(go119("execgo"), go119("exit3"))
+    emu = run_goemu(go119("execgo"), go119("exit3"), options=("--follow-exec",))
+    assert emu.stdout == native.stdout == b'child stdout: "bye\\n"\nchild status: 3 (exit status 3)\n'
+
+
+def test_follow_exec_child_killed_by_signal(tmp_path):
+    import sys as _sys
+    _sys.path.insert(0, str(ROOT / "tests"))
+    from tinyelf import make_elf
+    segv = make_elf(b"\x48\x8b\x04\x25\x00\x00\x00\x00", tmp_path / "segv")   # mov rax, [0]
+    native = run_native(go119("execgo"), segv)
+    emu = run_goemu(go119("execgo"), segv, options=("--follow-exec",))
+    assert b"signal: segmentation fault" in native.stdout
+    assert emu.stdout == native.stdout

@@ -80,7 +80,10 @@ def execve(k, t, path_p, argv_p, envp_p):
     ignored = [sig for sig in range(1, 65) if proc.signals.actions[sig].handler == S.SIG_IGN]
     if proc.cwd is not None and not path.startswith(b"/"):
         path = os.path.join(proc.cwd, path)
-    host_pid = fork_exec(path, argv or [path], envp, proc.cwd, fd_map, t.sigmask, ignored)
+    argv = argv or [path]
+    if k.opts.follow_exec and _runs_under_goemu(path):
+        path, argv, envp = _goemu_command(k, path, argv, envp)
+    host_pid = fork_exec(path, argv, envp, proc.cwd, fd_map, t.sigmask, ignored)
     record = k.children[proc.pid]
     record.host_pid = host_pid
     record.proc = None
@@ -95,6 +98,38 @@ def execve(k, t, path_p, argv_p, envp_p):
     k.sched.exit(t)
     k.stop("exit")
     return NORESULT
+
+
+def _runs_under_goemu(path: bytes) -> bool:
+    from ..loader import BadExecutable, read_image
+    try:
+        read_image(os.fsdecode(path))
+    except BadExecutable:
+        return False
+    return os.access(path, os.X_OK)
+
+
+def _goemu_command(k, path: bytes, argv: list[bytes], envp: list[bytes]):
+    """--follow-exec: the child is a static x86-64 binary, so run it under goemu as well, with
+    this run's options; the guest's environment stays the child's (goemu's own import path is
+    added for goemu and removed again for the guest)."""
+    import sys
+    root = os.fsencode(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    cmd = [os.fsencode(sys.executable), b"-m", b"goemu", b"run", b"--follow-exec", b"--exit-by-signal",
+           b"--argv0", argv[0]]
+    if k.opts.strace:
+        cmd.append(b"--strace")
+    if k.opts.verbose:
+        cmd.append(b"-v")
+    if k.opts.deterministic:
+        cmd.append(b"--deterministic")
+    if k.opts.cpus:
+        cmd += [b"--cpus", str(k.opts.cpus).encode()]
+    if not any(e.startswith(b"PYTHONPATH=") for e in envp):
+        cmd += [b"-U", b"PYTHONPATH"]
+        envp = envp + [b"PYTHONPATH=" + root]
+    cmd += [b"--", path, *argv[1:]]
+    return os.fsencode(sys.executable), cmd, envp
 
 
 def _find(k, pid: int) -> list[Child]:
