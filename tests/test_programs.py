@@ -28,11 +28,13 @@ PROGRAMS = [
 ]
 
 
+@pytest.mark.parametrize("mode", ["default", "deterministic"])
 @pytest.mark.parametrize("name,args", PROGRAMS, ids=[p[0] for p in PROGRAMS])
-def test_program_matches_native(name, args, tmp_path):
+def test_program_matches_native(name, args, mode, tmp_path):
     binary = go119(name)
     native = run_native(binary, *args, cwd=tmp_path)
-    emu = run_goemu(binary, *args, cwd=tmp_path)
+    emu = run_goemu(binary, *args, cwd=tmp_path,
+                    options=("--deterministic",) if mode == "deterministic" else ())
     assert emu.stdout == native.stdout, emu.stderr.decode(errors="replace")[-2000:]
     assert exit_status(emu) == exit_status(native), emu.stderr.decode(errors="replace")[-2000:]
     assert first_lines(emu.stderr) == first_lines(native.stderr)
