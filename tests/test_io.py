@@ -142,3 +142,15 @@ def test_follow_exec_child_killed_by_signal(tmp_path):
     emu = run_goemu(go119("execgo"), segv, options=("--follow-exec",))
     assert b"signal: segmentation fault" in native.stdout
     assert emu.stdout == native.stdout
+
+
+def test_pure_go_resolver_hosts_file_and_udp_dns():
+    """/etc/hosts for localhost; a UDP query to the test's own DNS server on 127.0.0.1."""
+    from dnsserver import DnsServer
+    with DnsServer() as dns:
+        native = run_native(go119("resolver"), dns.address)
+        emu = run_goemu(go119("resolver"), dns.address)
+        assert dns.queries >= 2
+    assert native.returncode == emu.returncode == 0
+    assert emu.stdout == native.stdout
+    assert b"example.goemu.test: [10.1.2.3] err=<nil>" in emu.stdout
