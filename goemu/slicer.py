@@ -125,13 +125,17 @@ class BlockStopSlicer:
     def __init__(self, uc, seconds: float):
         self.uc = uc
         self.seconds = seconds
-        self._code = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        self._code = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
         self._code.write(_HOOK_CODE)
+        code_addr = ctypes.addressof(ctypes.c_char.from_buffer(self._code))
+        # written, then made read+execute (never writable and executable at once)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mprotect(ctypes.c_void_p(code_addr), mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
+            raise OSError(ctypes.get_errno(), "mprotect of the block-hook page failed")
         self._ctl = _Ctl(0, 0, ctypes.cast(_ucmod.uclib.uc_emu_stop, ctypes.c_void_p).value)
         handle = _ucmod.uc_hook_h()
         status = _ucmod.uclib.uc_hook_add(
-            uc._uch, ctypes.byref(handle), UC_HOOK_BLOCK,
-            ctypes.c_void_p(ctypes.addressof(ctypes.c_char.from_buffer(self._code))),
+            uc._uch, ctypes.byref(handle), UC_HOOK_BLOCK, ctypes.c_void_p(code_addr),
             ctypes.cast(ctypes.pointer(self._ctl), ctypes.c_void_p), ctypes.c_uint64(1), ctypes.c_uint64(0))
         if status != 0:
             raise RuntimeError(f"uc_hook_add(UC_HOOK_BLOCK) failed: {status}")
