@@ -114,13 +114,17 @@ def _prot(flags: int) -> int:
 def load(mem: Memory, img: Image) -> None:
     """Map PT_LOAD segments (file bytes + zeroed bss), the vDSO, vvar and vsyscall pages."""
     top = 0
+    name = os.path.basename(img.path)
     for seg in img.segments:
         start = page_down(seg.vaddr)
         end = page_up(seg.vaddr + seg.memsz)
-        content = bytearray(end - start)
-        fo = seg.vaddr - start
-        content[fo:fo + seg.filesz] = img.data[seg.offset:seg.offset + seg.filesz]
-        mem.map(start, end - start, _prot(seg.flags), name=os.path.basename(img.path), data=bytes(content))
+        prot = _prot(seg.flags)
+        # map writable, copy the file bytes in (fresh pages are zero: that is the bss), then
+        # set the segment's own protection
+        mem.map(start, end - start, prot | PROT_READ | PROT_WRITE, name=name)
+        mem.uc.mem_write(seg.vaddr, img.data[seg.offset:seg.offset + seg.filesz])
+        if not prot & PROT_WRITE:
+            mem.protect(start, end - start, prot)
         top = max(top, end)
     mem.brk_start = mem.brk = top
     mem.map(VDSO_ADDR, PAGE, PROT_READ | PROT_EXEC, "[vdso]", data=build_vdso())
