@@ -43,8 +43,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="virtual clock, fixed pid and random seed, instruction-count slices: the "
                         "same input gives the same interleaving, output and syscall log. It cannot "
                         "make reproducible what comes from outside: stdin, files that change, the "
-                        "network and host programs talking to the guest, host signals, and the "
-                        "timing of subprocesses (os/exec).")
+                        "network and host programs talking to the guest, host signals, the timing "
+                        "of subprocesses (os/exec), and when the host kernel delivers data on "
+                        "sockets, loopback included (pipes between the guest's own threads are "
+                        "reproducible).")
     p.add_argument("--follow-exec", action="store_true",
                    help="when the guest execs a static x86-64 binary (os/exec), run it under goemu too")
     p.add_argument("--exit-by-signal", action="store_true", help=argparse.SUPPRESS)

@@ -182,10 +182,10 @@ class Kernel:
         self.killed_by = sig
         self.exit_status = 128 + sig
         if sig not in (2, 13):   # bash stays quiet for SIGINT and SIGPIPE
+            # no core file is written, so no "(core dumped)" either (bash with ulimit -c 0)
             desc = signals.DESCRIPTIONS.get(sig, signals.name(sig))
-            core = " (core dumped)" if sig in signals.CORE_BY_DEFAULT else ""
             sys.stdout.flush()
-            print(f"goemu: guest terminated by {signals.name(sig)}: {desc}{core}", file=sys.stderr)
+            print(f"goemu: guest terminated by {signals.name(sig)}: {desc}", file=sys.stderr)
         try:
             self.uc.emu_stop()
         except UcError:

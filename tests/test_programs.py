@@ -28,11 +28,25 @@ PROGRAMS = [
 ]
 
 
+def _native_oracle(binary, args, cwd):
+    native = run_native(binary, *args, cwd=cwd)
+    if binary.name == "preempt":
+        # Natively, sysmon preempts the ~25 ms loop 10-20 ms after it starts: in most runs, not
+        # all (a busy machine can let the loop finish first). The documented behaviour is the
+        # preempted order; take the first of up to 5 native runs that shows it.
+        for _ in range(4):
+            if native.stdout.startswith(b"main ran"):
+                break
+            native = run_native(binary, *args, cwd=cwd)
+        assert native.stdout.startswith(b"main ran"), "natively, async preemption never happened"
+    return native
+
+
 @pytest.mark.parametrize("mode", ["default", "deterministic"])
 @pytest.mark.parametrize("name,args", PROGRAMS, ids=[p[0] for p in PROGRAMS])
 def test_program_matches_native(name, args, mode, tmp_path):
     binary = go119(name)
-    native = run_native(binary, *args, cwd=tmp_path)
+    native = _native_oracle(binary, args, tmp_path)
     emu = run_goemu(binary, *args, cwd=tmp_path,
                     options=("--deterministic",) if mode == "deterministic" else ())
     assert emu.stdout == native.stdout, emu.stderr.decode(errors="replace")[-2000:]
