@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from unicorn import (UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED, UC_ERR_INSN_INVALID,
                      UC_ERR_READ_PROT, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT,
@@ -21,7 +21,7 @@ from . import signals
 from .clock import HostClock, VirtualClock
 from .cpu import RIP, hook_rdtsc, make_uc, reset_registers
 from .fdtable import FdTable
-from .process import Child, Process
+from .process import Child, Process, child_siginfo
 from .hostio import HostSignals
 from .loader import auxv_bytes, build_stack, load, read_image
 from .memory import Memory
@@ -52,7 +52,6 @@ class Options:
                                        # the virtual clock
     cpus: int = 0                      # 0: the host's count
     trace_out: object = None           # where --strace and notes go (default stderr)
-    extra: dict = field(default_factory=dict)
 
 
 class Kernel:
@@ -123,14 +122,7 @@ class Kernel:
             if child.notified or not child.poll():
                 continue
             child.notified = True
-            st = child.status
-            if os.WIFSIGNALED(st):
-                code, value = (3 if os.WCOREDUMP(st) else 2), os.WTERMSIG(st)
-            else:
-                code, value = 1, os.WEXITSTATUS(st)
-            info = signals.siginfo(17, code, pid=child.pid, uid=os.getuid())
-            info = info[:24] + value.to_bytes(4, "little", signed=True) + info[28:]
-            signals.send_process(self, 17, info, self.main_proc)
+            signals.send_process(self, 17, child_siginfo(child.pid, child.status), self.main_proc)
 
     # ---- threads -----------------------------------------------------------
     def new_thread(self) -> Thread:

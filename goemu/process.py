@@ -14,7 +14,7 @@ import errno as host_errno
 import os
 import signal
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errno import LinuxError
@@ -128,3 +128,14 @@ def _split_env(envp: list[bytes]):
 
 def wait_status_exit(code: int) -> int:
     return (code & 0xFF) << 8
+
+
+def child_siginfo(pid: int, status: int) -> bytes:
+    """The SIGCHLD siginfo_t for a child that ended with wait status `status` (as waitid
+    fills it and as SIGCHLD carries it): si_code CLD_EXITED/KILLED/DUMPED, si_pid, si_uid,
+    si_status."""
+    if os.WIFSIGNALED(status):
+        code, value = (3 if os.WCOREDUMP(status) else 2), os.WTERMSIG(status)
+    else:
+        code, value = 1, os.WEXITSTATUS(status)
+    return struct.pack("<iii4xiIi", 17, 0, code, pid, os.getuid(), value).ljust(128, b"\0")

@@ -160,8 +160,9 @@ class Strace:
         self.out.write(f"[{t.tid}] <... {name} resumed> = {self.fmt_result(result, 'int')}\n")
         self.out.flush()
 
-    def line(self, t: "Thread", name: str, kinds, args, result, ret) -> None:
-        self.out.write(f"[{t.tid}] {name}(...) = {self.fmt_result(result, ret)}\n")
+    def unknown(self, t: "Thread", name: str, result: int) -> None:
+        """A syscall without a handler: its arguments have no declared types to show."""
+        self.out.write(f"[{t.tid}] {name}(...) = {self.fmt_result(result, 'int')}\n")
         self.out.flush()
 
     def text(self, t: "Thread", text: str) -> None:

@@ -61,7 +61,7 @@ def render_svg(events: list[dict], title: str, with_spans: bool) -> str:
     height += 18 * ((len(funcs) + 3) // 4)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
            f'font-family="sans-serif" font-size="12">',
-           f'<rect width="100%" height="100%" fill="white"/>',
+           '<rect width="100%" height="100%" fill="white"/>',
            f'<text x="10" y="22" font-size="15" font-weight="bold">{escape(title)}</text>',
            f'<text x="10" y="40" fill="#555">time axis: guest instructions {t0:,} \u2013 {t1:,}</text>']
     for tid in tids:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import TextIO
 
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
@@ -304,6 +303,3 @@ def run_traced(k, tracer: Tracer) -> int:
                 f.write(render_svg(tracer.events, title, tracer.opts.ret))
     return k.exit_status
 
-
-def match_any(name: str, patterns: list[str]) -> bool:
-    return any(fnmatchcase(name, p) for p in patterns)

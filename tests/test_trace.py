@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, esbuild, go119, goemu_cli, run_native
+from conftest import esbuild, go119, goemu_cli, run_native
 
 GOLDEN = Path(__file__).parent / "golden"
 

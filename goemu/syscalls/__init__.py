@@ -72,7 +72,7 @@ def dispatch(k: "Kernel", t: "Thread") -> None:
         k.note_unimplemented(nr, NUMBERS.get(nr, "?"))
         result = -ENOSYS
         if k.strace is not None:
-            k.strace.line(t, NUMBERS.get(nr, f"syscall_{nr}"), (), (), result, "int")
+            k.strace.unknown(t, NUMBERS.get(nr, f"syscall_{nr}"), result)
         uc.reg_write(RAX, result & 0xFFFFFFFFFFFFFFFF)
         k.clock.syscall_done()
         return

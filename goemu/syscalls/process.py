@@ -8,7 +8,7 @@ from .. import signals as S
 from ..cpu import RAX, RIP, RSP
 from ..errno import ECHILD, EINVAL, ENOSYS, LinuxError
 from ..fdtable import Fd, FdTable
-from ..process import Child, Process, fork_exec, wait_status_exit
+from ..process import Child, Process, child_siginfo, fork_exec, wait_status_exit
 from ..thread import Restart, Wait
 from . import BLOCK, NORESULT, PARTIAL, syscall
 
@@ -42,7 +42,6 @@ def vfork(k, t, flags: int, stack: int) -> int:
     k.children[child.tid] = Child(child.tid, child.proc)
     k.sched.add(child)
     k.sched.block(t, Wait("vfork", None, Restart.EINTR, 56, child.tid, uninterruptible=True))
-    t.vfork_child = child.tid
     return BLOCK
 
 
@@ -196,14 +195,8 @@ def waitid(k, t, idtype, id_, infop, options, rusage_p):
         raise LinuxError(EINVAL)
 
     def deliver(c: Child) -> int:
-        st = c.status
-        if os.WIFSIGNALED(st):
-            code, value = (3 if os.WCOREDUMP(st) else 2), os.WTERMSIG(st)
-        else:
-            code, value = 1, os.WEXITSTATUS(st)
         if infop:
-            info = struct.pack("<iii4xiIi", 17, 0, code, c.pid, os.getuid(), value).ljust(128, b"\0")
-            k.mem.write(infop, info)
+            k.mem.write(infop, child_siginfo(c.pid, c.status))
         if rusage_p:
             k.mem.write(rusage_p, _rusage_bytes(c))
         if not options & WNOWAIT:

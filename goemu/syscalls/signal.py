@@ -157,10 +157,9 @@ def rt_sigpending(k, t, set_, size):
 def rt_sigsuspend(k, t, set_, size):
     if size != 8:
         raise LinuxError(EINVAL)
-    old = t.sigmask
+    # Linux restores the previous mask when the handler returns; goemu keeps the suspend mask
+    # (a known gap: Go does not use rt_sigsuspend).
     t.sigmask = k.mem.read_u64(set_) & ~S.UNBLOCKABLE
-    # Linux restores `old` when the handler returns; goemu keeps the suspend mask (a known gap).
-    del old
     k.sched.block(t, Wait("sigsuspend", None, Restart.EINTR, 130, None, 0, None))
     if t.pending and S.deliverable(t):
         k.sched.wake(t, -4)
