@@ -3,7 +3,11 @@
 stops it every 0.5 ms from a watchdog thread, for 3 s per method, then compares the memory
 counter with r15: any difference means instructions ran twice across a stop.
 
-    python3 bench/probe_stop.py      # methods: emu_stop (watchdog) and goemu's block-hook stop
+    python3 bench/probe_stop.py
+
+Methods: plain emu_stop from a watchdog (Unicorn as shipped), goemu's default (watchdog
+emu_stop with Unicorn's per-load/store exit checks switched off) and its fallback (a native
+block hook).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from unicorn.x86_const import UC_X86_REG_R15, UC_X86_REG_RBX, UC_X86_REG_RIP
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from goemu.cpu import UNTIL  # noqa: E402
-from goemu.slicer import BlockStopSlicer  # noqa: E402
+from goemu.slicer import TimeSlicer  # noqa: E402
 
 LOOP = bytes.fromhex("f048ff03" "49ffc7" "ebf7")   # lock inc qword [rbx]; inc r15; jmp loop
 
@@ -29,8 +33,9 @@ def probe(method: str, seconds: float = 3.0) -> tuple[int, int, int]:
     uc.mem_write(0x1000, LOOP)
     uc.reg_write(UC_X86_REG_RBX, 0x10000)
     done = False
-    if method == "block-hook":
-        slicer = BlockStopSlicer(uc, 0.0005)
+    if method in ("exit-check", "block-hook"):
+        slicer = TimeSlicer(uc, 0.0005, mode=method)
+        assert slicer.mode == method, slicer.mode
         run = slicer.run
     else:
         def watchdog():
@@ -52,7 +57,7 @@ def probe(method: str, seconds: float = 3.0) -> tuple[int, int, int]:
 
 
 def main() -> int:
-    for method in ("emu_stop", "block-hook"):
+    for method in ("emu_stop", "exit-check", "block-hook"):
         stops, mem, r15 = probe(method)
         print(f"{method:<11} stops={stops:6d} memory={mem} r15={r15} re-executed={mem - r15}")
     return 0

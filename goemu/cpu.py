@@ -9,7 +9,8 @@ from __future__ import annotations
 from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
 from unicorn import x86_const as X
 
-UNTIL = 0xFFFF_FFFF_FFFF_F000   # an address no guest reaches: emu_start never "ends" by address
+UNTIL = 0xFFFF_FFFF_FFFF_F000   # emu_start's `until`; ignored, since goemu enables Unicorn's
+                                # exits list and leaves it empty (goemu/memory.py says why)
 
 # General-purpose registers in sigcontext order (r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip)
 SIGCONTEXT_REGS = [

@@ -1,8 +1,9 @@
 """The emulated process and its run loop: goemu playing the Linux kernel for one Go program.
 
-Hooks on the normal path: the ``syscall`` instruction, invalid memory accesses (faults) and CPU
-interrupts (int3, divide error). No hook runs per instruction or per block; slices end through
-``emu_start(count=N)``.
+Hooks on the normal path: the ``syscall`` instruction and CPU interrupts (int3, divide error) in
+Python; the TLB fill hook (page permissions, goemu/memory.py) and the time-slice block hook
+(goemu/slicer.py) in native code. No Python runs per instruction, per block or per memory
+access; a refused TLB fill (a fault) ends ``emu_start`` with UC_ERR_EXCEPTION.
 """
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ import os
 import sys
 from dataclasses import dataclass
 
-from unicorn import (UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED, UC_ERR_INSN_INVALID,
-                     UC_ERR_READ_PROT, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT,
-                     UC_ERR_WRITE_UNMAPPED, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_INVALID,
-                     UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_WRITE_PROT,
-                     UC_MEM_WRITE_UNMAPPED, UcError)
+from unicorn import (UC_ERR_EXCEPTION, UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED,
+                     UC_ERR_INSN_INVALID, UC_ERR_READ_PROT, UC_ERR_READ_UNMAPPED,
+                     UC_ERR_WRITE_PROT, UC_ERR_WRITE_UNMAPPED, UC_HOOK_INSN, UC_HOOK_INTR,
+                     UcError)
 from unicorn import x86_const as X
 
 from . import signals
@@ -24,9 +24,9 @@ from .fdtable import FdTable
 from .process import Child, Process, child_siginfo
 from .hostio import HostSignals
 from .loader import auxv_bytes, build_stack, load, read_image
-from .memory import Memory
+from .memory import UC_MEM_FETCH, UC_MEM_WRITE, Memory
 from .sched import Scheduler
-from .slicer import BlockStopSlicer, CountSlicer
+from .slicer import TimeSlicer, CountSlicer
 from .strace import Strace
 from .thread import DEAD, Thread
 from .vdso import VVAR_ADDR, vvar_bytes
@@ -99,7 +99,7 @@ class Kernel:
         if opts.deterministic or opts.exact:
             self.slicer = CountSlicer(self.uc, opts.slice)
         else:
-            self.slicer = BlockStopSlicer(self.uc, opts.timeslice_ms / 1000.0)
+            self.slicer = TimeSlicer(self.uc, opts.timeslice_ms / 1000.0)
 
     # ---- processes ---------------------------------------------------------
     @property
@@ -216,39 +216,44 @@ class Kernel:
         def on_syscall(uc_, _ud):
             dispatch(self, self.current)
 
-        def on_invalid(uc_, access, address, size, value, _ud):
-            self.fault = ("mem", access, address)
-            return False
-
         def on_intr(uc_, intno, _ud):
             self.fault = ("intr", intno, 0)
             self.stop("trap")
 
         uc.hook_add(UC_HOOK_INSN, on_syscall, None, 1, 0, X.UC_X86_INS_SYSCALL)
-        uc.hook_add(UC_HOOK_MEM_INVALID, on_invalid)
         uc.hook_add(UC_HOOK_INTR, on_intr)
-        self._hooks = [on_syscall, on_invalid, on_intr]   # keep the callbacks alive
+        self._hooks = [on_syscall, on_intr]   # keep the callbacks alive
         if self.deterministic:
             reads = iter(range(1 << 62))
             self._hooks += hook_rdtsc(uc, lambda: self.clock.monotonic() * 3 + next(reads))
 
     def publish_time(self) -> None:
-        self.uc.mem_write(VVAR_ADDR, vvar_bytes(self.clock.realtime(), self.clock.monotonic()))
+        self.mem.poke(VVAR_ADDR, vvar_bytes(self.clock.realtime(), self.clock.monotonic()))
 
     # ---- faults --------------------------------------------------------------
     def _cpu_exception(self, t: Thread, err: UcError) -> None:
         """Turn a CPU exception into the signal Linux would send (go114-abi.md §3.6, §8.5)."""
-        fault, self.fault = self.fault, None
+        self.fault = None
         rip = self.uc.reg_read(RIP)
         code = err.errno
-        if fault and fault[0] == "mem" or code in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED,
-                                                   UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_PROT,
-                                                   UC_ERR_WRITE_PROT, UC_ERR_FETCH_PROT):
-            access, addr = (fault[1], fault[2]) if fault else (0, 0)
+        access = addr = None
+        if code == UC_ERR_EXCEPTION:
+            # a TLB fill the page table refused: the exact address and the access type
+            addr, access = self.mem.fault_info()
+            if self.mem.access_allowed(addr, access):
+                raise err
+            self.mem.clear_fault()
+        elif code in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_FETCH_UNMAPPED,
+                      UC_ERR_READ_PROT, UC_ERR_WRITE_PROT, UC_ERR_FETCH_PROT):
+            # only reached if a granted page had no backing: a goemu bug, reported as a fault
+            addr, access = self.mem.fault_info()
+            access = {UC_ERR_WRITE_UNMAPPED: UC_MEM_WRITE, UC_ERR_WRITE_PROT: UC_MEM_WRITE,
+                      UC_ERR_FETCH_UNMAPPED: UC_MEM_FETCH, UC_ERR_FETCH_PROT: UC_MEM_FETCH}.get(code, 0)
+        if addr is not None:
             vma = self.mem.find(addr)
             si_code = signals.SEGV_ACCERR if vma is not None else signals.SEGV_MAPERR
-            err_bits = 4 | (2 if access in (UC_MEM_WRITE_UNMAPPED, UC_MEM_WRITE_PROT) else 0) | \
-                (16 if access in (UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT) else 0) | (1 if vma else 0)
+            err_bits = 4 | (2 if access == UC_MEM_WRITE else 0) | (16 if access == UC_MEM_FETCH else 0) \
+                | (1 if vma else 0)
             self.fault_cr2, self.fault_err, self.fault_trapno = addr, err_bits, 14
             signals.force_fault(self, t, 11, signals.siginfo(11, si_code, addr))
         elif code == UC_ERR_INSN_INVALID:

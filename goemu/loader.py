@@ -122,7 +122,7 @@ def load(mem: Memory, img: Image) -> None:
         # map writable, copy the file bytes in (fresh pages are zero: that is the bss), then
         # set the segment's own protection
         mem.map(start, end - start, prot | PROT_READ | PROT_WRITE, name=name)
-        mem.uc.mem_write(seg.vaddr, img.data[seg.offset:seg.offset + seg.filesz])
+        mem.poke(seg.vaddr, img.data[seg.offset:seg.offset + seg.filesz])
         if not prot & PROT_WRITE:
             mem.protect(start, end - start, prot)
         top = max(top, end)

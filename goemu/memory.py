@@ -1,22 +1,42 @@
-"""Guest address space: a Linux-like VMA table in Python over one Unicorn instance.
+"""Guest address space: a Linux-like VMA table, guest pages in host memory goemu owns, and
+page permissions enforced by a native TLB fill hook.
 
-Why a table of our own: the Go runtime reserves ~585 MiB of PROT_NONE address space at start
-and maps 64 MiB arenas inside reservations. Unicorn regions cost per region and copy the whole
-region on a partial unmap/protect, so only pages that are accessible live in Unicorn; PROT_NONE
-reservations exist only here. A fault on a reserved page is told apart from a fault on a hole
-by looking the address up here (SEGV_ACCERR vs SEGV_MAPERR).
+Why this shape (measured; docs/design.md has the numbers):
+
+* **Permissions live in the TLB fill hook, not in Unicorn regions.** Unicorn runs in
+  ``UC_TLB_VIRTUAL`` mode: on a TLB miss it calls a fill hook, which answers from a page table
+  of permission bytes (one byte per guest page, ``UC_PROT_*`` bits, in a sparse host mapping).
+  The hook is 40 bytes of machine code, so no Python runs on a miss. A data page is answered
+  without EXEC and no ``UC_HOOK_MEM_*`` hook is installed, so Unicorn clears TLB_NOTDIRTY on
+  the first store and every later store to the page runs on TCG's inline fast path (before:
+  every store went through ``store_helper`` -> ``flatview_translate`` -> ``notdirty_write``).
+  A refused fill is the fault: Unicorn stops with ``UC_ERR_EXCEPTION`` and keeps the exact
+  address in ``uc_struct.invalid_addr`` (offset found by experiment), the hook records the
+  access type, and the VMA table says SEGV_MAPERR or SEGV_ACCERR.
+* **Few, large Unicorn regions over host memory goemu owns.** Guest pages are backed by
+  ``mmap(MAP_NORESERVE)`` host memory in 64 MiB-aligned granules registered once with
+  ``uc_mem_map_ptr`` (paddr == vaddr); regions are never split, copied or re-protected. munmap
+  and MADV_DONTNEED give the host pages back (``madvise``), mprotect rewrites permission
+  bytes; each flushes the TLB. PROT_NONE reservations cost nothing.
+* **Host-side access is a memcpy.** Syscall results, signal frames and the vvar page are
+  copied straight into the backing memory: no ``uc_mem_write`` permission flips, no TLB flush.
+  Writes into executable pages also drop their translated blocks.
 
 All guest memory access from syscall handlers goes through ``read``/``write``/``read_u64``/...,
-which raise ``LinuxError(EFAULT)``.
+which raise ``LinuxError(EFAULT)`` where the guest could not access the memory itself.
 """
 from __future__ import annotations
 
 import bisect
+import ctypes
 import struct
 from dataclasses import dataclass
 
-from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, UcError
+from unicorn import (UC_HOOK_TLB_FILL, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE,
+                     UC_TLB_VIRTUAL, UcError)
+from unicorn.unicorn_const import UC_CTL_TLB_FLUSH
 
+from . import native
 from .errno import EFAULT, EINVAL, ENOMEM, LinuxError
 
 PAGE = 4096
@@ -57,9 +77,71 @@ class Vma:
     prot: int
     name: str = ""
 
-    @property
-    def in_uc(self) -> bool:
-        return self.prot != PROT_NONE
+
+GRANULE = 1 << 26            # host backing is registered with Unicorn in 64 MiB-aligned pieces
+_TABLE_HEADER = PAGE         # the permission table's first page: [-16] last vaddr, [-8] last type
+
+# bool fill(uc_engine *uc, uint64_t vaddr, uc_mem_type type, uc_tlb_entry *e, uint8_t *table)
+# (System V ABI: rdi, rsi, edx, rcx, r8). Identity paddr; perms = table[vaddr >> 12]; above
+# 2^47 only the vsyscall page (at its 52-bit alias, where Unicorn keeps it) is answered.
+#     mov [r8-16], rsi ; mov [r8-8], edx          ; the last fill asked for (a refusal's type)
+#     mov rax, rsi ; shr rax, 12 ; movabs r9, 1<<35 ; cmp rax, r9 ; jae high
+#     movzx eax, byte [r8+rax] ; mov [rcx], rsi ; mov [rcx+8], eax ; mov eax, 1 ; ret
+# high: movabs rax, (1<<52)-1 ; and rsi, rax ; movabs rax, VSYSCALL_ALIAS ; cmp rsi, rax ; jne deny
+#     mov [rcx], rsi ; mov dword [rcx+8], 5 ; mov eax, 1 ; ret
+# deny: xor eax, eax ; ret
+_FILL_CODE = bytes.fromhex(
+    "498970f0418950f84889f048c1e80c49b900000000080000004c39c87311410fb60400488931894108b80100"
+    "0000c348b8ffffffffffff0f004821c648b8000060ffffff0f004839c67510488931c7410805000000b80100"
+    "0000c331c0c3")
+
+UC_MEM_READ, UC_MEM_WRITE, UC_MEM_FETCH = 16, 17, 18
+
+
+def _find_invalid_addr_offset() -> int | None:
+    """Where Unicorn keeps the exact address of a refused TLB fill (``uc_struct.invalid_addr``;
+    no API reads it). Found by experiment on a scratch engine: two loads from distinct odd
+    addresses are refused, and the one offset holding each address in turn is it."""
+    from unicorn import UC_ARCH_X86, UC_HOOK_TLB_FILL, UC_MODE_64, UC_TLB_VIRTUAL, Uc
+
+    def fault_at(target: int):
+        uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        uc.ctl_exits_enabled(True)
+        uc.mem_map(0x1000, 0x1000)
+        uc.mem_write(0x1000, b"\x48\xb8" + target.to_bytes(8, "little") + b"\x48\x8b\x18")  # mov rax, T; mov rbx, [rax]
+
+        def fill(uc_, vaddr, access, entry, _ud):
+            if vaddr != 0x1000:
+                return False
+            entry.paddr, entry.perms = vaddr, 5
+            return True
+        uc.hook_add(UC_HOOK_TLB_FILL, fill)
+        try:
+            uc.emu_start(0x1000, 0, 0, 0)
+        except UcError:
+            pass
+        base = ctypes.cast(uc._uch, ctypes.c_void_p).value
+        words = (ctypes.c_uint64 * 1024).from_address(base)
+        return {i * 8 for i in range(1024) if words[i] == target}, uc
+
+    try:
+        a, _ua = fault_at(0x7123_4567_89AB)
+        b, _ub = fault_at(0x0C00_0000_1235)
+        both = a & b
+        return both.pop() if len(both) == 1 else None
+    except Exception:   # an unexpected Unicorn build: fault addresses are then page-exact only
+        return None
+
+
+_INVALID_ADDR_OFFSET: int | None | bool = False
+
+
+def invalid_addr_offset() -> int | None:
+    global _INVALID_ADDR_OFFSET
+    if _INVALID_ADDR_OFFSET is False:
+        _INVALID_ADDR_OFFSET = _find_invalid_addr_offset()
+    return _INVALID_ADDR_OFFSET
 
 
 class Memory:
@@ -69,6 +151,33 @@ class Memory:
         self._starts: list[int] = []
         self.brk_start = 0
         self.brk = 0
+        # host backing: sorted, non-overlapping (guest start, guest end, host address)
+        self._backs: list[tuple[int, int, int]] = []
+        self._back_starts: list[int] = []
+        # the permission table: one byte per guest page below 2^47 (32 GiB of address space,
+        # touched only where pages are mapped: 4 KiB of table per 16 MiB of guest memory)
+        self._table_size = _TABLE_HEADER + (TASK_SIZE >> 12)
+        self._table_mem = native.host_alloc(self._table_size)
+        self._table = self._table_mem + _TABLE_HEADER
+        self._last_vaddr = ctypes.c_uint64.from_address(self._table - 16)
+        self._last_type = ctypes.c_uint32.from_address(self._table - 8)
+        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        uc.ctl_exits_enabled(True)   # no `until` address: Unicorn would probe its page after every run
+        self._fill_hook = native.hook_add_native(uc, UC_HOOK_TLB_FILL, native.code_page(_FILL_CODE),
+                                                 self._table)
+        off = invalid_addr_offset()
+        self._invalid_addr = (ctypes.c_uint64.from_address(native.uc_address(uc) + off)
+                              if off is not None else None)
+        self.tlb_flushes = 0
+
+    def close(self) -> None:
+        """Give the host memory back (the Unicorn engine must not run any more)."""
+        for start, end, host in self._backs:
+            native.host_free(host, end - start)
+        self._backs, self._back_starts = [], []
+        if self._table_mem:
+            native.host_free(self._table_mem, self._table_size)
+            self._table_mem = 0
 
     # ---- the VMA table -------------------------------------------------
     def _reindex(self) -> None:
@@ -90,32 +199,103 @@ class Memory:
 
     def _carve(self, start: int, end: int) -> list[Vma]:
         """Remove [start, end) from the table; return the removed pieces (split at the edges)."""
+        lo = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        hi = bisect.bisect_left(self._starts, end)
         removed: list[Vma] = []
         keep: list[Vma] = []
-        changed = False
-        for v in self.vmas:
+        for v in self.vmas[lo:hi]:
             if v.end <= start or v.start >= end:
                 keep.append(v)
                 continue
-            changed = True
             if v.start < start:
                 keep.append(Vma(v.start, start, v.prot, v.name))
             if v.end > end:
                 keep.append(Vma(end, v.end, v.prot, v.name))
             removed.append(Vma(max(v.start, start), min(v.end, end), v.prot, v.name))
-        if changed:
-            self.vmas = keep
-            self._reindex()
+        if removed:
+            self.vmas[lo:hi] = keep
+            self._starts = [v.start for v in self.vmas]
         return removed
 
     def _insert(self, vma: Vma) -> None:
-        self.vmas.append(vma)
-        self._reindex()
+        i = bisect.bisect_left(self._starts, vma.start)
+        self.vmas.insert(i, vma)
+        self._starts.insert(i, vma.start)
 
-    def _uc_unmap_pieces(self, pieces: list[Vma]) -> None:
+    # ---- backing, permissions, TLB ---------------------------------------
+    def _ensure_backed(self, start: int, end: int) -> None:
+        """Back [start, end) with host memory registered in Unicorn (whole granules)."""
+        g = start & ~(GRANULE - 1)
+        gend = (end + GRANULE - 1) & ~(GRANULE - 1)
+        while g < gend:
+            i = bisect.bisect_right(self._back_starts, g) - 1
+            if i >= 0 and self._backs[i][1] > g:        # backed already
+                g = self._backs[i][1]
+                continue
+            nxt = self._back_starts[i + 1] if i + 1 < len(self._backs) else gend
+            run_end = min(gend, nxt)
+            size = run_end - g
+            try:
+                host = native.host_alloc(size)
+            except MemoryError:
+                raise LinuxError(ENOMEM) from None
+            try:
+                self.uc.mem_map_ptr(g, size, UC_PROT_ALL, host)
+            except UcError:
+                native.host_free(host, size)
+                raise LinuxError(ENOMEM) from None
+            bisect.insort(self._backs, (g, run_end, host))
+            self._back_starts = [b[0] for b in self._backs]
+            g = run_end
+
+    def _host_spans(self, addr: int, n: int):
+        """(host address, length) pieces for guest [addr, addr+n), which must be backed."""
+        end = addr + n
+        i = bisect.bisect_right(self._back_starts, addr) - 1
+        while addr < end:
+            if i < 0 or i >= len(self._backs) or not self._backs[i][0] <= addr < self._backs[i][1]:
+                raise LinuxError(EFAULT)
+            bstart, bend, host = self._backs[i]
+            take = min(end, bend) - addr
+            yield host + (addr - bstart), take
+            addr += take
+            i += 1
+
+    def _set_perms(self, start: int, end: int, prot: int) -> None:
+        ctypes.memset(self._table + (start >> 12), uc_perms(prot), (end - start) >> 12)
+
+    def _release(self, start: int, end: int) -> None:
+        """Zero [start, end) and hand its host pages back (where it is backed)."""
+        for bstart, bend, host in self._backs:
+            lo, hi = max(start, bstart), min(end, bend)
+            if lo < hi:
+                native.host_zero(host + (lo - bstart), hi - lo)
+
+    def flush_tlb(self) -> None:
+        native.uc_ctl_write(self.uc, UC_CTL_TLB_FLUSH)
+        self.tlb_flushes += 1
+
+    def _drop_code(self, pieces: list[Vma]) -> None:
+        """Translated blocks of executable pages whose contents or mapping went away."""
         for p in pieces:
-            if p.in_uc:
-                self.uc.mem_unmap(p.start, p.end - p.start)
+            if p.prot & PROT_EXEC:
+                self.uc.ctl_remove_cache(p.start, p.end)
+
+    def fault_info(self) -> tuple[int, int]:
+        """(exact address, UC_MEM_READ/WRITE/FETCH) of the refused access that stopped the CPU."""
+        addr = self._invalid_addr.value if self._invalid_addr is not None else self._last_vaddr.value
+        return addr, self._last_type.value
+
+    def clear_fault(self) -> None:
+        if self._invalid_addr is not None:
+            self._invalid_addr.value = 0
+
+    def access_allowed(self, addr: int, access: int) -> bool:
+        """Would the fill hook grant this access? (Tells a refused fill from other exceptions.)"""
+        if addr >= TASK_SIZE:
+            return False
+        need = {UC_MEM_READ: UC_PROT_READ, UC_MEM_WRITE: UC_PROT_WRITE, UC_MEM_FETCH: UC_PROT_EXEC}.get(access, 0)
+        return bool(ctypes.c_uint8.from_address(self._table + (addr >> 12)).value & need)
 
     # ---- Linux operations ----------------------------------------------
     def find_free(self, length: int, hint: int = 0) -> int:
@@ -135,7 +315,7 @@ class Memory:
 
     def map(self, addr: int, length: int, prot: int, name: str = "", fixed: bool = True,
             data: bytes | None = None) -> int:
-        """mmap semantics for anonymous memory: returns the address."""
+        """mmap semantics for anonymous memory (optionally filled with `data`): returns the address."""
         if length <= 0:
             raise LinuxError(EINVAL)
         length = page_up(length)
@@ -144,44 +324,68 @@ class Memory:
                 raise LinuxError(EINVAL)
             if addr + length > TASK_SIZE:
                 raise LinuxError(ENOMEM)
-            self._uc_unmap_pieces(self._carve(addr, addr + length))
         else:
             addr = self.find_free(length, page_down(addr) if addr else 0)
-        vma = Vma(addr, addr + length, prot, name)
-        if prot != PROT_NONE:
-            self.uc.mem_map(addr, length, uc_perms(prot) | UC_PROT_WRITE if data else uc_perms(prot))
-            if data:
-                self.uc.mem_write(addr, bytes(data[:length]))
-                if not prot & PROT_WRITE:
-                    self.uc.mem_protect(addr, length, uc_perms(prot))
-        elif data:
+        if data and prot == PROT_NONE:
             raise LinuxError(EINVAL)
-        self._insert(vma)
+        end = addr + length
+        if prot != PROT_NONE:
+            self._ensure_backed(addr, end)      # may fail with ENOMEM: nothing changed yet
+        replaced = self._carve(addr, end) if fixed else []
+        if replaced:
+            self._set_perms(addr, end, PROT_NONE)
+            self.flush_tlb()
+            self._release(addr, end)
+            self._drop_code(replaced)
+        if data:
+            self.poke(addr, bytes(data[:length]))
+        self._set_perms(addr, end, prot)
+        self._insert(Vma(addr, end, prot, name))
         return addr
 
     def unmap(self, addr: int, length: int) -> None:
         if addr & (PAGE - 1) or length <= 0:
             raise LinuxError(EINVAL)
-        self._uc_unmap_pieces(self._carve(addr, addr + page_up(length)))
+        end = addr + page_up(length)
+        if end > TASK_SIZE:
+            raise LinuxError(EINVAL)
+        pieces = self._carve(addr, end)
+        if pieces:
+            self._set_perms(addr, end, PROT_NONE)
+            self.flush_tlb()
+            self._release(addr, end)
+            self._drop_code(pieces)
 
     def protect(self, addr: int, length: int, prot: int) -> None:
         if addr & (PAGE - 1):
             raise LinuxError(EINVAL)
         end = addr + page_up(length)
         # Linux: ENOMEM if any page in the range is unmapped.
-        covered = sum(min(v.end, end) - max(v.start, addr) for v in self.vmas
+        lo = max(bisect.bisect_right(self._starts, addr) - 1, 0)
+        covered = sum(min(v.end, end) - max(v.start, addr) for v in self.vmas[lo:]
                       if v.start < end and v.end > addr)
         if covered != end - addr:
             raise LinuxError(ENOMEM)
-        for p in self._carve(addr, end):
-            size = p.end - p.start
-            if p.in_uc and prot == PROT_NONE:
-                self.uc.mem_unmap(p.start, size)
-            elif not p.in_uc and prot != PROT_NONE:
-                self.uc.mem_map(p.start, size, uc_perms(prot))
-            elif p.in_uc and p.prot != prot:
-                self.uc.mem_protect(p.start, size, uc_perms(prot))
+        if prot != PROT_NONE:
+            self._ensure_backed(addr, end)
+        pieces = self._carve(addr, end)
+        for p in pieces:
             self._insert(Vma(p.start, p.end, prot, p.name))
+        self._set_perms(addr, end, prot)
+        if any(p.prot != prot for p in pieces):
+            self.flush_tlb()
+
+    def discard(self, addr: int, length: int) -> None:
+        """MADV_DONTNEED on private anonymous memory: the pages read as zero afterwards."""
+        end = addr + page_up(length)
+        for v in self.vmas[max(bisect.bisect_right(self._starts, addr) - 1, 0):]:
+            if v.start >= end:
+                break
+            lo, hi = max(v.start, addr), min(v.end, end)
+            if lo < hi and v.prot != PROT_NONE:
+                self._release(lo, hi)
+                if v.prot & PROT_EXEC:
+                    self.uc.ctl_remove_cache(lo, hi)
 
     def set_brk(self, new: int) -> int:
         if new < self.brk_start:
@@ -197,32 +401,56 @@ class Memory:
         return self.brk
 
     def is_accessible(self, addr: int, length: int, write: bool = False) -> bool:
+        """Could the guest itself read (or write) all of [addr, addr+length)? On x86, write and
+        exec permission imply read."""
         end = addr + max(length, 1)
         while addr < end:
             v = self.find(addr)
-            if v is None or not v.prot & PROT_READ or (write and not v.prot & PROT_WRITE):
+            if v is None or v.prot == PROT_NONE or (write and not v.prot & PROT_WRITE):
                 return False
             addr = v.end
         return True
 
+    def _any_exec(self, start: int, end: int) -> bool:
+        lo = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        for v in self.vmas[lo:]:
+            if v.start >= end:
+                return False
+            if v.end > start and v.prot & PROT_EXEC:
+                return True
+        return False
+
     # ---- guest memory accessors (EFAULT on bad pointers) -----------------
     def read(self, addr: int, n: int) -> bytes:
-        if n == 0:
+        if n <= 0:
             return b""
-        try:
-            return bytes(self.uc.mem_read(addr, n))
-        except UcError:
-            raise LinuxError(EFAULT) from None
+        if not self.is_accessible(addr, n):
+            raise LinuxError(EFAULT)
+        return b"".join(ctypes.string_at(h, k) for h, k in self._host_spans(addr, n))
 
     def write(self, addr: int, data: bytes) -> None:
+        """Copy out to guest memory the guest may write (else EFAULT), as the kernel's
+        copy_to_user does."""
         if not data:
             return
         if not self.is_accessible(addr, len(data), write=True):
             raise LinuxError(EFAULT)
-        try:
-            self.uc.mem_write(addr, bytes(data))
-        except UcError:
-            raise LinuxError(EFAULT) from None
+        self._copy_in(addr, data)
+
+    def poke(self, addr: int, data: bytes) -> None:
+        """Write guest memory whatever its protection (the loader, the vDSO, a debugger)."""
+        if data:
+            self._copy_in(addr, data)
+
+    def _copy_in(self, addr: int, data: bytes) -> None:
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        done = 0
+        for h, k in self._host_spans(addr, len(data)):
+            ctypes.memmove(h, data[done:done + k] if done or k != len(data) else data, k)
+            done += k
+        if self._any_exec(addr, addr + len(data)):
+            self.uc.ctl_remove_cache(addr, addr + len(data))   # code changed under the JIT
 
     def read_u32(self, addr: int) -> int:
         return _U32.unpack(self.read(addr, 4))[0]

@@ -1,32 +1,37 @@
 """How a slice of guest execution ends, so that another guest thread gets the CPU.
 
-Three designs were measured (bench/probe_stop.py reproduces the key fact):
+Designs measured (bench/probe_stop.py reproduces the key facts):
 
-* ``uc.emu_stop()`` from a watchdog thread (or ``emu_start(timeout=)``, which does the same):
-  **inexact** in Unicorn 2.1.4. The guest loop ``lock inc [rbx]; inc r15; jmp`` ended with
-  memory and r15 apart by ~4,400 after ~4,900 stops: instructions that had run were run again
-  after the stop, which is what corrupted the Go runtime ("schedule: holding locks", "unlock of
-  unlocked mutex") in every design that used it.
+* ``uc.emu_stop()`` from a watchdog thread, as Unicorn ships: **inexact**. The guest loop
+  ``lock inc [rbx]; inc r15; jmp`` ended with memory and r15 apart by ~4,400 after ~4,900
+  stops: instructions that had run were run again, which corrupted the Go runtime ("schedule:
+  holding locks"). The cause, read in Unicorn 2.1.4's source (tcg/tcg-op.c): after *every*
+  guest load and store Unicorn emits a call to ``helper_check_exit_request``, which on a pending
+  stop leaves the block with ``cpu_loop_exit_restore`` -- back to the start of the instruction
+  whose store has already happened. Those calls also cost 28% of a GC-heavy run (perf).
 * ``emu_start(count=N)`` (``CountSlicer``): exact, and reproducible to the instruction, so
-  ``--deterministic`` uses it. Unicorn counts with a per-instruction hook and syncs the PC on
-  every instruction: 13x slower on the CPU-bound cpuhash fixture (8 MiB: 8.4 s vs 0.65 s).
-* A *native* block hook (``BlockStopSlicer``, the default): 17 bytes of x86-64 machine code
-  registered as a UC_HOOK_BLOCK callback. It runs at the start of each translation block,
-  reads a flag, and only when the flag is set tail-calls ``uc_emu_stop``. A stop requested from
-  inside a block hook takes effect before the block's first instruction, so it is exact (the
-  same loop: 0 difference after ~4,900 stops). The watchdog thread only sets the flag. No
-  Python runs per block; the cost is one native call per executed block.
+  ``--deterministic``, trace and debug use it. Unicorn counts with a per-instruction hook: 13x
+  slower on CPU-bound code.
+* **The default (``TimeSlicer``)**: Unicorn's own ``uc_struct.no_exit_request`` switch (its
+  workaround for ARM IT blocks) set before any code is translated, so no per-load/store check
+  is generated; the check at the *start* of every block stays (translator.c, gen_tb_start). A
+  watchdog thread then calls ``uc_emu_stop`` directly and the stop lands before the first
+  instruction of the next block: exact (0 re-executions in the probe) with no hook at all. The
+  field's offset is found by pattern and confirmed by a behaviour test on a scratch engine.
+* Fallback where that check fails (another Unicorn build): a native ``UC_HOOK_BLOCK`` callback
+  (17 bytes of machine code) that calls ``uc_emu_stop`` when the watchdog has set a flag;
+  exact too, at one native call per block (~11% of a GC-heavy run).
 """
 from __future__ import annotations
 
 import ctypes
-import mmap
 import threading
 import time
 
 from unicorn import UC_HOOK_BLOCK
 from unicorn.unicorn_py3 import unicorn as _ucmod
 
+from . import native
 from .cpu import UNTIL
 
 
@@ -119,26 +124,70 @@ class _Ctl(ctypes.Structure):
     _fields_ = [("flag", ctypes.c_int32), ("pad", ctypes.c_int32), ("stop", ctypes.c_void_p)]
 
 
-class BlockStopSlicer:
+def _find_no_exit_request_offset() -> int | None:
+    """Offset of ``uc_struct.no_exit_request`` (no API sets it). In Unicorn 2.1's uc_priv.h it
+    follows target_page_size (4096), target_page_align (4095), qemu_host_page_size and
+    qemu_real_host_page_size by 50 bytes, and init_done (true) follows it. The candidate is then
+    tested: with the switch on, a memory hook's emu_stop takes effect at the end of the block
+    (3 more instructions run), with it off right after the load."""
+    from unicorn import UC_ARCH_X86, UC_HOOK_MEM_READ, UC_MODE_64, Uc
+    from unicorn.x86_const import UC_X86_REG_RBX
+
+    def engine():
+        uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        uc.mem_map(0x1000, 0x2000)
+        # mov rax, [0x2000]; inc rbx x3; nop; hlt
+        uc.mem_write(0x1000, bytes.fromhex("488b042500200000" "48ffc3" "48ffc3" "48ffc3" "90" "f4"))
+        uc.hook_add(UC_HOOK_MEM_READ, lambda u, *_a: u.emu_stop())
+        return uc, native.uc_address(uc)
+
+    try:
+        uc, base = engine()
+        raw = bytes((ctypes.c_uint8 * 4096).from_address(base))
+        u32 = lambda o: int.from_bytes(raw[o:o + 4], "little")  # noqa: E731
+        u64 = lambda o: int.from_bytes(raw[o:o + 8], "little")  # noqa: E731
+        hits = [o for o in range(0, 4000, 8) if u32(o) == 4096 and u32(o + 4) == 4095
+                and u64(o + 8) == u64(o + 16) and u64(o + 8) in (4096, 16384, 65536)]
+        if len(hits) != 1 or raw[hits[0] + 50] != 0 or raw[hits[0] + 51] != 1:
+            return None
+        off = hits[0] + 50
+        uc.emu_start(0x1000, 0x1011)
+        if uc.reg_read(UC_X86_REG_RBX) != 0:
+            return None
+        uc2, base2 = engine()
+        ctypes.c_uint8.from_address(base2 + off).value = 1
+        uc2.emu_start(0x1000, 0x1011)
+        return off if uc2.reg_read(UC_X86_REG_RBX) == 3 else None
+    except Exception:
+        return None
+
+
+_NO_EXIT_OFFSET: int | None | bool = False
+
+
+def no_exit_request_offset() -> int | None:
+    global _NO_EXIT_OFFSET
+    if _NO_EXIT_OFFSET is False:
+        _NO_EXIT_OFFSET = _find_no_exit_request_offset()
+    return _NO_EXIT_OFFSET
+
+
+class TimeSlicer:
     """Time slices of `seconds` of host time, ended exactly at a block boundary."""
 
-    def __init__(self, uc, seconds: float):
+    def __init__(self, uc, seconds: float, mode: str | None = None):
         self.uc = uc
         self.seconds = seconds
-        self._code = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        self._code.write(_HOOK_CODE)
-        code_addr = ctypes.addressof(ctypes.c_char.from_buffer(self._code))
-        # written, then made read+execute (never writable and executable at once)
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.mprotect(ctypes.c_void_p(code_addr), mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
-            raise OSError(ctypes.get_errno(), "mprotect of the block-hook page failed")
+        off = no_exit_request_offset() if mode != "block-hook" else None
+        self.mode = "exit-check" if off is not None else "block-hook"
         self._ctl = _Ctl(0, 0, ctypes.cast(_ucmod.uclib.uc_emu_stop, ctypes.c_void_p).value)
-        handle = _ucmod.uc_hook_h()
-        status = _ucmod.uclib.uc_hook_add(
-            uc._uch, ctypes.byref(handle), UC_HOOK_BLOCK, ctypes.c_void_p(code_addr),
-            ctypes.cast(ctypes.pointer(self._ctl), ctypes.c_void_p), ctypes.c_uint64(1), ctypes.c_uint64(0))
-        if status != 0:
-            raise RuntimeError(f"uc_hook_add(UC_HOOK_BLOCK) failed: {status}")
+        if off is not None:
+            # must precede the first translation: blocks translated before keep their checks
+            ctypes.c_uint8.from_address(native.uc_address(uc) + off).value = 1
+        else:
+            native.hook_add_native(uc, UC_HOOK_BLOCK, native.code_page(_HOOK_CODE),
+                                   ctypes.addressof(self._ctl))
+        self._uch = uc._uch
         self.cond = threading.Condition()
         self.deadline: float | None = None
         self.closed = False
@@ -169,8 +218,15 @@ class BlockStopSlicer:
                 if delay > 0:
                     self.cond.wait(delay)
                     continue
-                self._ctl.flag = 1      # the next block start stops emulation
-                self.deadline = None
+                if self.mode == "block-hook":
+                    self._ctl.flag = 1      # the next block start stops emulation
+                    self.deadline = None
+                else:
+                    # Stop now. The lock keeps the stop inside this slice (run() clears the
+                    # deadline under it); a stop that lands before emu_start has begun is lost,
+                    # so ask again every slice length until the slice is over.
+                    _ucmod.uclib.uc_emu_stop(self._uch)
+                    self.deadline += self.seconds
 
     def close(self) -> None:
         with self.cond:

@@ -1,0 +1,80 @@
+"""Small pieces of native code and host memory that goemu hands to Unicorn.
+
+Unicorn calls hook callbacks through plain C function pointers, so a callback need not be
+Python: a few bytes of x86-64 machine code in an executable page run at native speed. goemu
+uses two (the time-slice block hook, goemu/slicer.py, and the TLB fill hook, goemu/memory.py);
+their assembly source sits beside their bytes.
+"""
+from __future__ import annotations
+
+import ctypes
+import mmap
+
+from unicorn.unicorn_py3 import unicorn as _ucmod
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x20, 0x4000
+MADV_DONTNEED = 4
+MAP_FAILED = ctypes.c_void_p(-1).value
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+
+def host_alloc(size: int) -> int:
+    """Reserve `size` bytes of zeroed host memory that costs RAM only where it is touched
+    (MAP_NORESERVE: no commit charge). Returns its address; raises MemoryError."""
+    addr = libc.mmap(None, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                     -1, 0)
+    if addr is None or addr == MAP_FAILED:
+        raise MemoryError(f"host mmap of {size} bytes failed (errno {ctypes.get_errno()})")
+    return addr
+
+
+def host_free(addr: int, size: int) -> None:
+    libc.munmap(addr, size)
+
+
+def host_zero(addr: int, size: int) -> None:
+    """Give pages back to the host kernel; they read as zero afterwards (private anonymous)."""
+    if libc.madvise(addr, size, MADV_DONTNEED) != 0:
+        ctypes.memset(addr, 0, size)
+
+
+def code_page(code: bytes) -> int:
+    """Copy machine code into a fresh page, made read+execute (never writable and executable
+    at once); return its address. The page lives as long as the process."""
+    size = mmap.PAGESIZE
+    addr = host_alloc(size)
+    ctypes.memmove(addr, code, len(code))
+    if libc.mprotect(addr, size, PROT_READ | PROT_EXEC) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect of a native hook page failed")
+    return addr
+
+
+def hook_add_native(uc, htype: int, code_addr: int, user_data: int, begin: int = 1, end: int = 0) -> int:
+    """Register native code as a Unicorn hook callback; returns the hook handle."""
+    handle = _ucmod.uc_hook_h()
+    status = _ucmod.uclib.uc_hook_add(uc._uch, ctypes.byref(handle), htype, ctypes.c_void_p(code_addr),
+                                      ctypes.c_void_p(user_data), ctypes.c_uint64(begin),
+                                      ctypes.c_uint64(end))
+    if status != 0:
+        raise RuntimeError(f"uc_hook_add({htype:#x}) failed: {status}")
+    return handle.value
+
+
+def uc_address(uc) -> int:
+    return ctypes.cast(uc._uch, ctypes.c_void_p).value
+
+
+def uc_ctl_write(uc, ctl_type: int, *args) -> None:
+    """uc_ctl(uc, UC_CTL_WRITE(type, len(args)), args...) without the binding's private helpers."""
+    value = ctl_type | (len(args) << 26) | (1 << 30)
+    status = _ucmod.uclib.uc_ctl(uc._uch, ctypes.c_int(value), *args)
+    if status != 0:
+        raise RuntimeError(f"uc_ctl({ctl_type}) failed: {status}")
