@@ -25,7 +25,7 @@ from goemu.errno import EBADF, EFAULT, EINVAL, ENOENT, ENOTTY, EPIPE, ERANGE, ES
 from goemu.fdtable import MAX_FDS, Fd, FdTable
 from goemu.memory import PROT_READ, PROT_WRITE, Memory
 from goemu.signals import Signals
-from goemu.syscalls import HANDLERS, fs, proc
+from goemu.syscalls import HANDLERS, dirs, fs, meta, proc
 from goemu.syscalls.table import BY_NAME
 from goemu.thread import Thread
 
@@ -117,10 +117,10 @@ def open_file(k, path, flags=O_RDWR | O_CREAT, mode=0o644) -> int:
 
 # ---- struct layouts ------------------------------------------------------------------------------
 def test_struct_sizes():
-    assert fs.STAT.size == 144
-    assert fs.STATX.size == 256
-    assert fs.STATFS.size == 120
-    assert fs.DIRENT64.size == 19
+    assert meta.STAT.size == 144
+    assert meta.STATX.size == 256
+    assert meta.STATFS.size == 120
+    assert dirs.DIRENT64.size == 19
     assert fs.IOVEC.size == 16
     assert proc.UTSNAME.size == 390
     assert proc.SYSINFO.size == 112
@@ -143,10 +143,10 @@ def test_statx_matches_host(k, tmp_path):
     (tmp_path / "f").write_bytes(b"abc")
     buf = k.alloc(256)
     assert sc(k, "statx", AT_FDCWD, k.s("f"), 0, 0xFFF, buf) == 0
-    ours = fs.STATX.unpack(k.mem.read(buf, 256))
+    ours = meta.STATX.unpack(k.mem.read(buf, 256))
     raw = ctypes.create_string_buffer(256)
     assert host_syscall(332, AT_FDCWD, b"f", 0, 0xFFF, raw) == (0, 0)
-    host = fs.STATX.unpack(raw.raw)
+    host = meta.STATX.unpack(raw.raw)
     # blksize, nlink, uid, gid, mode, ino, size, blocks; atime/ctime/mtime; rdev and dev
     for i in (1, 3, 4, 5, 6, 8, 9, 10, 12, 13, 18, 19, 21, 22, 24, 25, 26, 27):
         assert ours[i] == host[i], i
@@ -160,14 +160,14 @@ def test_statfs_matches_host(k, tmp_path):
     assert sc(k, "statfs", k.s(str(tmp_path)), buf) == 0
     raw = ctypes.create_string_buffer(120)
     assert host_syscall(137, os.fsencode(str(tmp_path)), raw) == (0, 0)
-    ours, host = fs.STATFS.unpack(k.mem.read(buf, 120)), fs.STATFS.unpack(raw.raw)
+    ours, host = meta.STATFS.unpack(k.mem.read(buf, 120)), meta.STATFS.unpack(raw.raw)
     assert ours[:2] == host[:2] and ours[7:] == host[7:]      # type, bsize; fsid, namelen, ...
     sv = os.statvfs(tmp_path)
     assert ours[1] == sv.f_bsize and ours[2] == sv.f_blocks and ours[9] == sv.f_namemax
     fd = open_file(k, ".", O_RDONLY | O_DIRECTORY)
     buf2 = k.alloc(120)
     assert sc(k, "fstatfs", fd, buf2) == 0
-    assert fs.STATFS.unpack(k.mem.read(buf2, 120))[:2] == host[:2]
+    assert meta.STATFS.unpack(k.mem.read(buf2, 120))[:2] == host[:2]
 
 
 # ---- open / read / write / lseek / fstat ------------------------------------------------------------
@@ -192,7 +192,7 @@ def test_open_write_read_lseek_fstat(k, tmp_path):
 
     st_buf = k.alloc(144)
     assert sc(k, "fstat", fd, st_buf) == 0
-    s = fs.STAT.unpack(k.mem.read(st_buf, 144))
+    s = meta.STAT.unpack(k.mem.read(st_buf, 144))
     host = os.stat(tmp_path / "data.txt")
     assert s[1] == host.st_ino and s[8] == 12 == host.st_size
     assert s[3] == host.st_mode and stat.S_IMODE(s[3]) == 0o640 & ~os.umask(os.umask(0))
@@ -255,10 +255,10 @@ def test_newfstatat(k, tmp_path):
     assert sc(k, "newfstatat", AT_FDCWD, k.s("missing"), buf, 0) == -ENOENT
     assert sc(k, "newfstatat", AT_FDCWD, k.s(""), buf, 0) == -ENOENT
     assert sc(k, "newfstatat", AT_FDCWD, k.s("link"), buf, 0) == 0
-    s = fs.STAT.unpack(k.mem.read(buf, 144))
+    s = meta.STAT.unpack(k.mem.read(buf, 144))
     assert stat.S_ISREG(s[3]) and s[8] == 5
     assert sc(k, "newfstatat", AT_FDCWD, k.s("link"), buf, 0x100) == 0    # AT_SYMLINK_NOFOLLOW
-    s = fs.STAT.unpack(k.mem.read(buf, 144))
+    s = meta.STAT.unpack(k.mem.read(buf, 144))
     assert stat.S_ISLNK(s[3]) and s[1] == os.lstat(tmp_path / "link").st_ino
     assert sc(k, "newfstatat", AT_FDCWD, k.s("link"), buf, 0x4) == -EINVAL
     # relative to a directory fd, and AT_EMPTY_PATH on the fd itself
@@ -267,14 +267,14 @@ def test_newfstatat(k, tmp_path):
     dfd = open_file(k, "d", O_RDONLY | O_DIRECTORY)
     assert k.fds.get(dfd).kind == "dir"
     assert sc(k, "newfstatat", dfd, k.s("inner"), buf, 0) == 0
-    assert fs.STAT.unpack(k.mem.read(buf, 144))[1] == os.stat(tmp_path / "d" / "inner").st_ino
+    assert meta.STAT.unpack(k.mem.read(buf, 144))[1] == os.stat(tmp_path / "d" / "inner").st_ino
     assert sc(k, "newfstatat", dfd, k.s(""), buf, 0x1000) == 0
-    assert fs.STAT.unpack(k.mem.read(buf, 144))[1] == os.stat(tmp_path / "d").st_ino
+    assert meta.STAT.unpack(k.mem.read(buf, 144))[1] == os.stat(tmp_path / "d").st_ino
     assert sc(k, "newfstatat", 99, k.s("inner"), buf, 0) == -EBADF
     assert sc(k, "stat", k.s("link"), buf) == 0
-    assert stat.S_ISREG(fs.STAT.unpack(k.mem.read(buf, 144))[3])
+    assert stat.S_ISREG(meta.STAT.unpack(k.mem.read(buf, 144))[3])
     assert sc(k, "lstat", k.s("link"), buf) == 0
-    assert stat.S_ISLNK(fs.STAT.unpack(k.mem.read(buf, 144))[3])
+    assert stat.S_ISLNK(meta.STAT.unpack(k.mem.read(buf, 144))[3])
     assert sc(k, "newfstatat", AT_FDCWD, k.s("target"), 0x1000, 0) == -EFAULT
 
 
@@ -282,7 +282,7 @@ def test_newfstatat(k, tmp_path):
 def parse_dirents(data: bytes) -> list[tuple[int, int, int, bytes]]:
     out, pos = [], 0
     while pos < len(data):
-        ino, off, reclen, dtype = fs.DIRENT64.unpack_from(data, pos)
+        ino, off, reclen, dtype = dirs.DIRENT64.unpack_from(data, pos)
         assert reclen % 8 == 0
         name = data[pos + 19:pos + reclen].split(b"\0", 1)[0]
         out.append((ino, off, dtype, name))
@@ -428,7 +428,7 @@ def test_readlinkat_proc_self(k, tmp_path):
     assert k.mem.read(buf, n) == os.fsencode(str(tmp_path))
     st_buf = k.alloc(144)
     assert sc(k, "newfstatat", AT_FDCWD, k.s("/proc/self/exe"), st_buf, 0) == 0
-    assert fs.STAT.unpack(k.mem.read(st_buf, 144))[1] == os.stat(k.exe_path).st_ino
+    assert meta.STAT.unpack(k.mem.read(st_buf, 144))[1] == os.stat(k.exe_path).st_ino
     assert sc(k, "access", k.s("/proc/self/exe"), 1) == 0
 
 

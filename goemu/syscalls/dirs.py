@@ -1,0 +1,160 @@
+"""Directories and names: getdents64, mkdir, unlink/rmdir, rename, symlink, link.
+
+``getdents64`` lists a directory on first use and keeps the position per open file description
+(``fsbase.DirStream`` in ``Fd.obj``), because Python cannot call getdents itself.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+from ..errno import EINVAL, ENOENT, LinuxError
+from . import PARTIAL, syscall
+from .fsbase import (AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, dirstream, fdarg,
+                     host_call, libc, libc_check)
+from .paths import host_dirfd, path_arg, raw_dirfd
+
+# linux_dirent64 header: d_ino, d_off, d_reclen, d_type; the name follows.
+DIRENT64 = struct.Struct("<QqHB")
+
+
+def dirent64(ino: int, off: int, dtype: int, name: bytes) -> bytes:
+    reclen = (DIRENT64.size + len(name) + 1 + 7) & ~7
+    return (DIRENT64.pack(ino, off, reclen, dtype) + name).ljust(reclen, b"\0")
+
+
+@syscall("getdents64", "fd", "ptr", "uint", level=PARTIAL,
+         note="the listing is a snapshot taken at the first call after open or rewind")
+def getdents64(k, t, fd, dirp, count):
+    entry = k.fds.get(fdarg(fd))
+    ds = dirstream(entry)
+    if ds.entries is None:
+        ds.entries = host_call(lambda: ds.list(entry.host))
+    count &= 0xFFFFFFFF
+    out = bytearray()
+    pos = ds.pos
+    while pos < len(ds.entries):
+        ino, dtype, name = ds.entries[pos]
+        rec = dirent64(ino, pos + 1, dtype, name)
+        if len(out) + len(rec) > count:
+            if not out:
+                raise LinuxError(EINVAL)
+            break
+        out += rec
+        pos += 1
+    k.mem.write(dirp, bytes(out))
+    ds.pos = pos
+    return len(out)
+
+
+
+def _unlink(k, dirfd: int, path: bytes, flags: int) -> int:
+    flags &= 0xFFFFFFFF
+    if flags & ~AT_REMOVEDIR:
+        raise LinuxError(EINVAL)
+    dfd = host_dirfd(k, dirfd, path)
+    if flags & AT_REMOVEDIR:
+        host_call(lambda: os.rmdir(path, dir_fd=dfd))
+    else:
+        host_call(lambda: os.unlink(path, dir_fd=dfd))
+    return 0
+
+
+@syscall("unlinkat", "dirfd", "str", "atflags")
+def unlinkat(k, t, dirfd, path, flags):
+    return _unlink(k, dirfd, path_arg(k, path), flags)
+
+
+@syscall("unlink", "str")
+def unlink(k, t, path):
+    return _unlink(k, AT_FDCWD, path_arg(k, path), 0)
+
+
+@syscall("rmdir", "str")
+def rmdir(k, t, path):
+    return _unlink(k, AT_FDCWD, path_arg(k, path), AT_REMOVEDIR)
+
+
+def _mkdir(k, dirfd: int, path: bytes, mode: int) -> int:
+    dfd = host_dirfd(k, dirfd, path)
+    host_call(lambda: os.mkdir(path, mode & 0o7777, dir_fd=dfd))
+    return 0
+
+
+@syscall("mkdirat", "dirfd", "str", "oct")
+def mkdirat(k, t, dirfd, path, mode):
+    return _mkdir(k, dirfd, path_arg(k, path), mode)
+
+
+@syscall("mkdir", "str", "oct")
+def mkdir(k, t, path, mode):
+    return _mkdir(k, AT_FDCWD, path_arg(k, path), mode)
+
+
+def _rename(k, olddirfd, oldpath: bytes, newdirfd, newpath: bytes, flags: int = 0) -> int:
+    if flags:
+        # RENAME_NOREPLACE / EXCHANGE / WHITEOUT: the host's renameat2 decides (EINVAL where unsupported)
+        fn = getattr(libc, "renameat2", None)
+        if fn is None:
+            raise LinuxError(EINVAL)
+        libc_check(fn(raw_dirfd(k, olddirfd), oldpath, raw_dirfd(k, newdirfd), newpath,
+                       ctypes.c_uint(flags)))
+        return 0
+    sdfd, ddfd = host_dirfd(k, olddirfd, oldpath), host_dirfd(k, newdirfd, newpath)
+    host_call(lambda: os.rename(oldpath, newpath, src_dir_fd=sdfd, dst_dir_fd=ddfd))
+    return 0
+
+
+@syscall("renameat", "dirfd", "str", "dirfd", "str")
+def renameat(k, t, olddirfd, oldpath, newdirfd, newpath):
+    return _rename(k, olddirfd, path_arg(k, oldpath), newdirfd, path_arg(k, newpath))
+
+
+@syscall("renameat2", "dirfd", "str", "dirfd", "str", "hex")
+def renameat2(k, t, olddirfd, oldpath, newdirfd, newpath, flags):
+    return _rename(k, olddirfd, path_arg(k, oldpath), newdirfd, path_arg(k, newpath), flags & 0xFFFFFFFF)
+
+
+@syscall("rename", "str", "str")
+def rename(k, t, oldpath, newpath):
+    return _rename(k, AT_FDCWD, path_arg(k, oldpath), AT_FDCWD, path_arg(k, newpath))
+
+
+def _symlink(k, target: bytes, dirfd: int, linkpath: bytes) -> int:
+    dfd = host_dirfd(k, dirfd, linkpath)
+    host_call(lambda: os.symlink(target, linkpath, dir_fd=dfd))
+    return 0
+
+
+@syscall("symlinkat", "str", "dirfd", "str")
+def symlinkat(k, t, target, newdirfd, linkpath):
+    return _symlink(k, path_arg(k, target), newdirfd, path_arg(k, linkpath))
+
+
+@syscall("symlink", "str", "str")
+def symlink(k, t, target, linkpath):
+    return _symlink(k, path_arg(k, target), AT_FDCWD, path_arg(k, linkpath))
+
+
+def _link(k, olddirfd, oldpath: bytes, newdirfd, newpath: bytes, flags: int) -> int:
+    flags &= 0xFFFFFFFF
+    if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
+        raise LinuxError(EINVAL)
+    libc_check(libc.linkat(raw_dirfd(k, olddirfd), oldpath, raw_dirfd(k, newdirfd), newpath,
+                             ctypes.c_int(flags)))
+    return 0
+
+
+@syscall("linkat", "dirfd", "str", "dirfd", "str", "atflags")
+def linkat(k, t, olddirfd, oldpath, newdirfd, newpath, flags):
+    old = k.mem.read_cstr(oldpath)
+    if not old and not flags & AT_EMPTY_PATH:
+        raise LinuxError(ENOENT)
+    return _link(k, olddirfd, old, newdirfd, path_arg(k, newpath), flags)
+
+
+@syscall("link", "str", "str")
+def link(k, t, oldpath, newpath):
+    return _link(k, AT_FDCWD, path_arg(k, oldpath), AT_FDCWD, path_arg(k, newpath), 0)
+

@@ -1,0 +1,273 @@
+"""Metadata: the stat family, statfs, permissions, ownership, sizes, times, access.
+
+Results are the host's (guest and host are both x86-64 Linux), packed in the guest's struct
+layouts; paths under ``/proc/self`` resolve to the guest's files first (``paths``).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+from ..errno import EFAULT, EINVAL, ENOENT, LinuxError
+from . import PARTIAL, syscall
+from .fsbase import (AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE,
+                     AT_SYMLINK_NOFOLLOW, fdarg, host_call, i32, i64, idarg, libc, libc_check)
+from .paths import host_dirfd, host_path, path_arg, raw_dirfd
+
+STATX_BASIC_STATS = 0x7FF
+STATX__RESERVED = 0x80000000
+TIMESPEC2_SIZE = 32
+
+
+# ---- guest structs -----------------------------------------------------------------------
+# struct stat (x86-64): dev, ino, nlink, mode, uid, gid, pad, rdev, size, blksize, blocks,
+# atime, atime_nsec, mtime, mtime_nsec, ctime, ctime_nsec, 3 reserved.
+STAT = struct.Struct("<QQQIIIiQqqqqqqqqq24x")
+# struct statx: mask, blksize, attributes, nlink, uid, gid, mode, pad, ino, size, blocks,
+# attributes_mask, 4 x statx_timestamp {sec, nsec, pad} (atime, btime, ctime, mtime),
+# rdev major/minor, dev major/minor, mnt_id, dio_mem_align, dio_offset_align, spare.
+STATX = struct.Struct("<IIQIIIHHQQQQ" + "qIi" * 4 + "IIIIQII96x")
+# struct statfs (x86-64): type, bsize, blocks, bfree, bavail, files, ffree, fsid[2],
+# namelen, frsize, flags, spare[4].
+STATFS = struct.Struct("<qqQQQQQiiqqq32x")
+
+# ---- stat family -------------------------------------------------------------------------------
+def _split_ns(ns: int) -> tuple[int, int]:
+    return divmod(ns, 1_000_000_000)
+
+
+def pack_stat(s: os.stat_result) -> bytes:
+    a, m, c = _split_ns(s.st_atime_ns), _split_ns(s.st_mtime_ns), _split_ns(s.st_ctime_ns)
+    return STAT.pack(s.st_dev, s.st_ino, s.st_nlink, s.st_mode, s.st_uid, s.st_gid, 0, s.st_rdev,
+                     s.st_size, s.st_blksize, s.st_blocks, a[0], a[1], m[0], m[1], c[0], c[1])
+
+
+def pack_statx(s: os.stat_result) -> bytes:
+    a, m, c = _split_ns(s.st_atime_ns), _split_ns(s.st_mtime_ns), _split_ns(s.st_ctime_ns)
+    return STATX.pack(STATX_BASIC_STATS, s.st_blksize, 0, s.st_nlink, s.st_uid, s.st_gid,
+                      s.st_mode & 0xFFFF, 0, s.st_ino, s.st_size, s.st_blocks, 0,
+                      a[0], a[1], 0, 0, 0, 0, c[0], c[1], 0, m[0], m[1], 0,
+                      os.major(s.st_rdev), os.minor(s.st_rdev), os.major(s.st_dev), os.minor(s.st_dev),
+                      0, 0, 0)
+
+
+def _stat_at(k, dirfd: int, path: bytes, flags: int) -> os.stat_result:
+    if not path:
+        if not flags & AT_EMPTY_PATH:
+            raise LinuxError(ENOENT)
+        d = i32(dirfd)
+        if d == AT_FDCWD:
+            return host_call(lambda: os.stat("."))
+        host = k.fds.host(fdarg(d))
+        return host_call(lambda: os.fstat(host))
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    hp = host_path(k, path, follow)
+    dfd = host_dirfd(k, dirfd, hp)
+    return host_call(lambda: os.stat(hp, dir_fd=dfd, follow_symlinks=follow))
+
+
+@syscall("fstat", "fd", "ptr")
+def fstat(k, t, fd, buf):
+    host = k.fds.host(fdarg(fd))
+    k.mem.write(buf, pack_stat(host_call(lambda: os.fstat(host))))
+    return 0
+
+
+@syscall("newfstatat", "dirfd", "str", "ptr", "atflags")
+def newfstatat(k, t, dirfd, path, buf, flags):
+    flags &= 0xFFFFFFFF
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT):
+        raise LinuxError(EINVAL)
+    s = _stat_at(k, dirfd, k.mem.read_cstr(path), flags)
+    k.mem.write(buf, pack_stat(s))
+    return 0
+
+
+@syscall("stat", "str", "ptr")
+def stat(k, t, path, buf):
+    k.mem.write(buf, pack_stat(_stat_at(k, AT_FDCWD, path_arg(k, path), 0)))
+    return 0
+
+
+@syscall("lstat", "str", "ptr")
+def lstat(k, t, path, buf):
+    k.mem.write(buf, pack_stat(_stat_at(k, AT_FDCWD, path_arg(k, path), AT_SYMLINK_NOFOLLOW)))
+    return 0
+
+
+@syscall("statx", "dirfd", "str", "atflags", "hex", "ptr", level=PARTIAL,
+         note="basic stats only (no btime, mnt_id or attributes)")
+def statx(k, t, dirfd, path, flags, mask, buf):
+    flags &= 0xFFFFFFFF
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE):
+        raise LinuxError(EINVAL)
+    if flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE or mask & STATX__RESERVED:
+        raise LinuxError(EINVAL)
+    if path == 0:
+        if not flags & AT_EMPTY_PATH:
+            raise LinuxError(EFAULT)
+        p = b""
+    else:
+        p = k.mem.read_cstr(path)
+    k.mem.write(buf, pack_statx(_stat_at(k, dirfd, p, flags)))
+    return 0
+
+
+def _statfs_host(fn, target) -> bytes:
+    buf = ctypes.create_string_buffer(STATFS.size)
+    libc_check(fn(target, buf))
+    return buf.raw
+
+
+@syscall("statfs", "str", "ptr")
+def statfs(k, t, path, buf):
+    hp = host_path(k, path_arg(k, path))
+    k.mem.write(buf, _statfs_host(libc.statfs, hp))
+    return 0
+
+
+@syscall("fstatfs", "fd", "ptr")
+def fstatfs(k, t, fd, buf):
+    host = k.fds.host(fdarg(fd))
+    k.mem.write(buf, _statfs_host(libc.fstatfs, ctypes.c_int(host)))
+    return 0
+
+
+
+# ---- permissions, ownership, times, sizes ---------------------------------------------------------
+@syscall("fchmod", "fd", "oct")
+def fchmod(k, t, fd, mode):
+    host = k.fds.host(fdarg(fd))
+    host_call(lambda: os.fchmod(host, mode & 0o7777))
+    return 0
+
+
+def _chmod(k, dirfd, path: bytes, mode: int) -> int:
+    dfd = host_dirfd(k, dirfd, path)
+    host_call(lambda: os.chmod(path, mode & 0o7777, dir_fd=dfd))
+    return 0
+
+
+@syscall("fchmodat", "dirfd", "str", "oct")
+def fchmodat(k, t, dirfd, path, mode):
+    return _chmod(k, dirfd, path_arg(k, path), mode)
+
+
+@syscall("chmod", "str", "oct")
+def chmod(k, t, path, mode):
+    return _chmod(k, AT_FDCWD, path_arg(k, path), mode)
+
+
+@syscall("fchown", "fd", "int", "int")
+def fchown(k, t, fd, uid, gid):
+    host = k.fds.host(fdarg(fd))
+    host_call(lambda: os.fchown(host, idarg(uid), idarg(gid)))
+    return 0
+
+
+def _chown(k, dirfd, path: bytes, uid: int, gid: int, flags: int) -> int:
+    flags &= 0xFFFFFFFF
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise LinuxError(EINVAL)
+    if not path:
+        if not flags & AT_EMPTY_PATH:
+            raise LinuxError(ENOENT)
+        d = i32(dirfd)
+        if d == AT_FDCWD:
+            host_call(lambda: os.chown(".", idarg(uid), idarg(gid)))
+        else:
+            host = k.fds.host(fdarg(d))
+            host_call(lambda: os.fchown(host, idarg(uid), idarg(gid)))
+        return 0
+    dfd = host_dirfd(k, dirfd, path)
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    host_call(lambda: os.chown(path, idarg(uid), idarg(gid), dir_fd=dfd, follow_symlinks=follow))
+    return 0
+
+
+@syscall("fchownat", "dirfd", "str", "int", "int", "atflags")
+def fchownat(k, t, dirfd, path, uid, gid, flags):
+    return _chown(k, dirfd, k.mem.read_cstr(path), uid, gid, flags)
+
+
+@syscall("chown", "str", "int", "int")
+def chown(k, t, path, uid, gid):
+    return _chown(k, AT_FDCWD, path_arg(k, path), uid, gid, 0)
+
+
+@syscall("lchown", "str", "int", "int")
+def lchown(k, t, path, uid, gid):
+    return _chown(k, AT_FDCWD, path_arg(k, path), uid, gid, AT_SYMLINK_NOFOLLOW)
+
+
+@syscall("ftruncate", "fd", "long")
+def ftruncate(k, t, fd, length):
+    host = k.fds.host(fdarg(fd))
+    length = i64(length)
+    if length < 0:
+        raise LinuxError(EINVAL)
+    host_call(lambda: os.ftruncate(host, length))
+    return 0
+
+
+@syscall("truncate", "str", "long")
+def truncate(k, t, path, length):
+    p = path_arg(k, path)
+    length = i64(length)
+    if length < 0:
+        raise LinuxError(EINVAL)
+    host_call(lambda: os.truncate(p, length))
+    return 0
+
+
+
+@syscall("utimensat", "dirfd", "str", "ptr", "atflags")
+def utimensat(k, t, dirfd, path, times, flags):
+    flags &= 0xFFFFFFFF
+    ts = None
+    if times:
+        ts = ctypes.create_string_buffer(k.mem.read(times, TIMESPEC2_SIZE), TIMESPEC2_SIZE)
+    if path == 0:
+        # futimens(dirfd, times): the fd itself
+        d = i32(dirfd)
+        if d == AT_FDCWD:
+            raise LinuxError(EFAULT)
+        if flags & ~AT_EMPTY_PATH:
+            raise LinuxError(EINVAL)
+        host = k.fds.host(fdarg(d))
+        libc_check(libc.futimens(ctypes.c_int(host), ts))
+        return 0
+    p = k.mem.read_cstr(path)
+    hp = host_path(k, p, follow=not flags & AT_SYMLINK_NOFOLLOW) if p else p
+    d = AT_FDCWD if hp.startswith(b"/") else raw_dirfd(k, dirfd)
+    libc_check(libc.utimensat(ctypes.c_int(d), hp, ts, ctypes.c_int(flags)))
+    return 0
+
+
+def _access(k, dirfd, path: bytes, mode: int, flags: int) -> int:
+    flags &= 0xFFFFFFFF
+    if mode & ~7 or flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise LinuxError(EINVAL)
+    if not path and not flags & AT_EMPTY_PATH:
+        raise LinuxError(ENOENT)
+    hp = host_path(k, path, follow=not flags & AT_SYMLINK_NOFOLLOW) if path else path
+    d = AT_FDCWD if hp.startswith(b"/") else raw_dirfd(k, dirfd)
+    libc_check(libc.faccessat(ctypes.c_int(d), hp, ctypes.c_int(mode), ctypes.c_int(flags)))
+    return 0
+
+
+@syscall("access", "str", "accessmode")
+def access(k, t, path, mode):
+    return _access(k, AT_FDCWD, path_arg(k, path), mode, 0)
+
+
+@syscall("faccessat", "dirfd", "str", "accessmode")
+def faccessat(k, t, dirfd, path, mode):
+    return _access(k, dirfd, path_arg(k, path), mode, 0)
+
+
+@syscall("faccessat2", "dirfd", "str", "accessmode", "atflags")
+def faccessat2(k, t, dirfd, path, mode, flags):
+    return _access(k, dirfd, k.mem.read_cstr(path), mode, flags)
+
