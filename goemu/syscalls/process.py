@@ -6,8 +6,8 @@ import struct
 
 from .. import signals as S
 from ..cpu import RAX, RIP, RSP
-from ..errno import ECHILD, EINVAL, ENOSYS, LinuxError
-from ..fdtable import Fd, FdTable
+from ..errno import ECHILD, EINVAL, EIO, ENOSYS, EPERM, ESRCH, LinuxError
+from ..fdtable import PASS_FDS_ENV
 from ..process import Child, Process, child_siginfo, fork_exec, wait_status_exit
 from ..thread import Restart, Wait
 from . import BLOCK, NORESULT, PARTIAL, syscall
@@ -25,12 +25,11 @@ def vfork(k, t, flags: int, stack: int) -> int:
     uc = k.uc
     parent_proc = t.proc or k.main_proc
     child = k.new_thread()
-    fds = FdTable()
-    for n, e in parent_proc.fds.fds.items():
-        fds.fds[n] = Fd(os.dup(e.host), e.cloexec, e.path, e.kind, e.obj, e.host_kind)
+    fds = parent_proc.fds.borrow()
     sigs = S.Signals()
     sigs.actions = [S.SigAction(a.handler, a.flags, a.restorer, a.mask) for a in parent_proc.signals.actions]
-    child.proc = Process(child.tid, fds, sigs, parent_proc.cwd, vfork_parent=t)
+    child.proc = Process(child.tid, fds, sigs, parent_proc.cwd, vfork_parent=t,
+                         pgid=parent_proc.pgid, creds=parent_proc.creds)
     ctx = uc.context_save()
     ctx.reg_write(RIP, uc.reg_read(RIP) + 2)
     ctx.reg_write(RAX, 0)
@@ -81,10 +80,11 @@ def execve(k, t, path_p, argv_p, envp_p):
         path = os.path.join(proc.cwd, path)
     argv = argv or [path]
     if k.opts.follow_exec and _runs_under_goemu(path):
-        path, argv, envp = _goemu_command(k, path, argv, envp)
-    host_pid = fork_exec(path, argv, envp, proc.cwd, fd_map, t.sigmask, ignored)
+        path, argv, envp = _goemu_command(k, path, argv, envp, sorted(fd_map))
+    host_pid = fork_exec(path, argv, envp, proc.cwd, fd_map, t.sigmask, ignored, proc)
     record = k.children[proc.pid]
     record.host_pid = host_pid
+    record.traced = proc.traceme
     record.proc = None
     try:
         record.pidfd = os.pidfd_open(host_pid)
@@ -108,10 +108,11 @@ def _runs_under_goemu(path: bytes) -> bool:
     return os.access(path, os.X_OK)
 
 
-def _goemu_command(k, path: bytes, argv: list[bytes], envp: list[bytes]):
+def _goemu_command(k, path: bytes, argv: list[bytes], envp: list[bytes], fds: list[int]):
     """--follow-exec: the child is a static x86-64 binary, so run it under goemu as well, with
     this run's options; the guest's environment stays the child's (goemu's own import path is
-    added for goemu and removed again for the guest)."""
+    added for goemu and removed again for the guest, and so is the list of fds >= 3 the child
+    inherits, which its goemu adopts: goemu.fdtable.FdTable.adopt_passed)."""
     import sys
     root = os.fsencode(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     cmd = [os.fsencode(sys.executable), b"-m", b"goemu", b"run", b"--follow-exec", b"--exit-by-signal",
@@ -127,6 +128,12 @@ def _goemu_command(k, path: bytes, argv: list[bytes], envp: list[bytes]):
     if not any(e.startswith(b"PYTHONPATH=") for e in envp):
         cmd += [b"-U", b"PYTHONPATH"]
         envp = envp + [b"PYTHONPATH=" + root]
+    passed = [n for n in fds if n >= 3]
+    key = PASS_FDS_ENV.encode() + b"="
+    envp = [e for e in envp if not e.startswith(key)]
+    if passed:
+        cmd += [b"-U", PASS_FDS_ENV.encode()]
+        envp = envp + [key + b",".join(str(n).encode() for n in passed)]
     cmd += [b"--", path, *argv[1:]]
     return os.fsencode(sys.executable), cmd, envp
 
@@ -148,6 +155,8 @@ def _rusage_bytes(child: Child) -> bytes:
 
 
 def _wait(k, t, pid: int, options: int, nr: int, deliver) -> int:
+    """deliver(child, status, stopped) reports one child; stopped: a ptrace stop, which the
+    child's tracer (the guest: goemu is the host tracer) sees without WUNTRACED."""
     candidates = _find(k, pid)
     if not candidates:
         raise LinuxError(ECHILD)
@@ -155,7 +164,15 @@ def _wait(k, t, pid: int, options: int, nr: int, deliver) -> int:
     def check() -> int | None:
         for c in candidates:
             if c.poll():
-                return deliver(c)
+                return deliver(c, c.status, False)
+            if c.stop is not None:
+                if options & WNOWAIT:
+                    return deliver(c, c.stop, True)
+                stop = c.take_stop()
+                if stop is not None:
+                    return deliver(c, stop, True)
+                if c.status is not None:
+                    return deliver(c, c.status, False)
         return None
 
     result = check()
@@ -164,8 +181,11 @@ def _wait(k, t, pid: int, options: int, nr: int, deliver) -> int:
     if options & WNOHANG:
         return 0
     fds = [c.pidfd for c in candidates if c.pidfd >= 0]
+    host_fd, cancel = fds[0] if len(fds) == 1 else None, None
+    if len(candidates) == 1 and candidates[0].traced and candidates[0].host_pid:
+        host_fd, cancel = candidates[0].event_fd()   # its ptrace stops too
     k.sched.block(t, Wait("wait", None, Restart.IF_SA_RESTART, nr, pid, poll=check,
-                          host_fd=fds[0] if len(fds) == 1 else None))
+                          host_fd=host_fd, cancel=cancel))
     return BLOCK
 
 
@@ -173,12 +193,13 @@ def _wait(k, t, pid: int, options: int, nr: int, deliver) -> int:
 def wait4(k, t, pid, status_p, options, rusage_p):
     pid = pid - (1 << 32) if pid & 0x80000000 else pid & 0xFFFFFFFF
 
-    def deliver(c: Child) -> int:
+    def deliver(c: Child, status: int, stopped: bool) -> int:
         if status_p:
-            k.mem.write_u32(status_p, c.status)
+            k.mem.write_u32(status_p, status)
         if rusage_p:
             k.mem.write(rusage_p, _rusage_bytes(c))
-        c.reaped = True
+        if not stopped:
+            c.reaped = True
         return c.pid
     return _wait(k, t, pid, options, 61, deliver)
 
@@ -194,15 +215,76 @@ def waitid(k, t, idtype, id_, infop, options, rusage_p):
     if not options & WEXITED:
         raise LinuxError(EINVAL)
 
-    def deliver(c: Child) -> int:
+    def deliver(c: Child, status: int, stopped: bool) -> int:
         if infop:
-            k.mem.write(infop, child_siginfo(c.pid, c.status))
+            k.mem.write(infop, child_siginfo(c.pid, status))
         if rusage_p:
             k.mem.write(rusage_p, _rusage_bytes(c))
-        if not options & WNOWAIT:
+        if not stopped and not options & WNOWAIT:
             c.reaped = True
         return 0
     return _wait(k, t, pid, options, 247, deliver)
+
+
+# ---- ptrace: only of host children that asked for it (SysProcAttr.Ptrace) ------------------------
+PTRACE_TRACEME = 0
+PTRACE_PEEKTEXT, PTRACE_PEEKDATA, PTRACE_PEEKUSER = 1, 2, 3
+PTRACE_POKETEXT, PTRACE_POKEDATA, PTRACE_POKEUSER = 4, 5, 6
+PTRACE_CONT, PTRACE_KILL, PTRACE_SINGLESTEP = 7, 8, 9
+PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_GETFPREGS, PTRACE_SETFPREGS = 12, 13, 14, 15
+PTRACE_DETACH, PTRACE_SYSCALL = 17, 24
+PTRACE_SETOPTIONS, PTRACE_GETEVENTMSG = 0x4200, 0x4201
+USER_REGS_SIZE, USER_FPREGS_SIZE = 27 * 8, 512
+_PLAIN = (PTRACE_POKETEXT, PTRACE_POKEDATA, PTRACE_POKEUSER, PTRACE_CONT, PTRACE_KILL,
+          PTRACE_SINGLESTEP, PTRACE_DETACH, PTRACE_SYSCALL, PTRACE_SETOPTIONS)
+_DATA_IN = {PTRACE_SETREGS: USER_REGS_SIZE, PTRACE_SETFPREGS: USER_FPREGS_SIZE}
+_DATA_OUT = {PTRACE_PEEKTEXT: 8, PTRACE_PEEKDATA: 8, PTRACE_PEEKUSER: 8, PTRACE_GETEVENTMSG: 8,
+             PTRACE_GETREGS: USER_REGS_SIZE, PTRACE_GETFPREGS: USER_FPREGS_SIZE}
+
+
+@syscall("ptrace", "int", "int", "hex", "hex", level=PARTIAL,
+         note="PTRACE_TRACEME in a vfork child (SysProcAttr.Ptrace: its host process is traced "
+              "by goemu for the guest); peek/poke, regs, cont/syscall/singlestep/kill/detach, "
+              "setoptions, geteventmsg on such children; attaching is EPERM")
+def ptrace(k, t, request, pid, addr, data):
+    import ctypes
+    request &= 0xFFFFFFFF
+    if request == PTRACE_TRACEME:
+        proc = t.proc
+        if proc is None or proc.vfork_parent is None:
+            raise LinuxError(EPERM)   # goemu's own parent cannot become the guest's tracer
+        if proc.traceme:
+            raise LinuxError(EPERM)
+        proc.traceme = True
+        return 0
+    pid = pid - (1 << 32) if pid & 0x80000000 else pid & 0xFFFFFFFF
+    child = k.children.get(pid)
+    if child is None or child.reaped or not child.traced or not child.host_pid or child.status is not None:
+        raise LinuxError(ESRCH)
+    from ..hostio import _libc
+    if request in _PLAIN:
+        args = (addr, data)
+        out = None
+    elif request in _DATA_IN:
+        out = ctypes.create_string_buffer(k.mem.read(data, _DATA_IN[request]), _DATA_IN[request])
+        args = (addr, ctypes.addressof(out))
+        out = None
+    elif request in _DATA_OUT:
+        out = ctypes.create_string_buffer(_DATA_OUT[request])
+        args = (addr, ctypes.addressof(out))
+    else:
+        raise LinuxError(EIO)
+    r = _libc.syscall(ctypes.c_long(101), ctypes.c_long(request), ctypes.c_long(child.host_pid),
+                      ctypes.c_ulong(args[0]), ctypes.c_ulong(args[1]))
+    if r < 0:
+        raise LinuxError(ctypes.get_errno())
+    if out is not None:
+        k.mem.write(data, out.raw)
+    if request in (PTRACE_CONT, PTRACE_SYSCALL, PTRACE_SINGLESTEP, PTRACE_DETACH, PTRACE_KILL):
+        child.stop = None
+    if request == PTRACE_DETACH:
+        child.traced = False
+    return 0
 
 
 __all__ = ["wait_status_exit", "vfork", "end_child"]
