@@ -7,15 +7,22 @@ fds, and calls ``execve``. goemu runs that child as another guest context until 
 then starts the program as a real host process with exactly the child's fds, environment,
 cwd, signal mask and ignored signals. The guest parent, suspended meanwhile (vfork), resumes
 with the child's pid; ``wait4``/``waitid``/``kill`` on that pid reach the host process.
+
+What the child does to itself before execve that outlives the exec -- setsid, setpgid, its
+credentials (setgroups/setgid/setuid), PTRACE_TRACEME -- is recorded on its ``Process`` and
+done by the host process just before it execs. The child's fds are the parent's host fds,
+borrowed (goemu.fdtable): only the host process dups them into place, in its own process, so
+no fd of a file the guest holds fcntl locks on is ever closed in goemu's process.
 """
 from __future__ import annotations
 
+import ctypes
 import errno as host_errno
 import os
 import signal
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .errno import LinuxError
 
@@ -25,6 +32,23 @@ if TYPE_CHECKING:
     from .thread import Thread
 
 
+@dataclass
+class Creds:
+    """A vfork child's credentials (the main process's are the host's own)."""
+    ruid: int
+    euid: int
+    suid: int
+    rgid: int
+    egid: int
+    sgid: int
+    groups: tuple[int, ...]
+    groups_set: bool = False                 # setgroups was called: apply at exec
+
+    @classmethod
+    def of_host(cls) -> "Creds":
+        return cls(*os.getresuid(), *os.getresgid(), tuple(os.getgroups()))
+
+
 @dataclass(eq=False)
 class Process:
     pid: int
@@ -32,6 +56,11 @@ class Process:
     signals: "Signals"
     cwd: bytes | None = None                 # None: goemu's own cwd (the main process)
     vfork_parent: "Thread | None" = None     # the suspended parent of a vfork child
+    # what a vfork child did to itself, for its host process to redo before it execs
+    setsid: bool = False
+    pgid: int | None = None                  # host pgid (0: its own pid) after setpgid
+    creds: Creds | None = None               # None: unchanged (the host's)
+    traceme: bool = False                    # PTRACE_TRACEME
 
 
 @dataclass(eq=False)
@@ -45,13 +74,32 @@ class Child:
     rusage: tuple = ()
     reaped: bool = False
     notified: bool = False                    # SIGCHLD sent
+    traced: bool = False                      # PTRACE_TRACEME: its stops are reported to wait
+    stop: int | None = None                   # wait status of a ptrace stop not yet waited for
 
     def poll(self) -> bool:
-        """Has it ended? (Reaps the host process and keeps its status.)"""
+        """Has it ended? (Reaps the host process and keeps its status.) A pending ptrace stop
+        is only looked at (`stop`), never consumed here: a SIGKILL before the guest waits
+        makes it vanish, as natively."""
         if self.status is not None:
             return True
         if not self.host_pid:
             return False
+        try:
+            info = os.waitid(os.P_PID, self.host_pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            self.status = 0
+            return True
+        if info is None:
+            self.stop = None
+            return False
+        if info.si_code in (os.CLD_TRAPPED, os.CLD_STOPPED):   # only a tracee reports these
+            self.stop = (info.si_status & 0xFF) << 8 | 0x7F
+            return False
+        self.stop = None
+        return self._reap()
+
+    def _reap(self) -> bool:
         try:
             pid, status, rusage = os.wait4(self.host_pid, os.WNOHANG)
         except ChildProcessError:
@@ -59,23 +107,70 @@ class Child:
             return True
         if pid == 0:
             return False
+        if os.WIFSTOPPED(status):
+            self.stop = status
+            return False
+        self._ended(status, rusage)
+        return True
+
+    def _ended(self, status: int, rusage) -> None:
         self.status = status
         self.rusage = tuple(rusage)[:16]
         if self.pidfd >= 0:
             os.close(self.pidfd)
             self.pidfd = -1
-        return True
+
+    def take_stop(self) -> int | None:
+        """Consume the pending ptrace stop: its exact wait status (with the PTRACE_EVENT bits),
+        or None if the child ended meanwhile (then `status` is set)."""
+        self.stop = None
+        try:
+            pid, status, _ = os.wait4(self.host_pid, os.WNOHANG)
+        except ChildProcessError:
+            self.status = 0
+            return None
+        if pid == 0:
+            return None
+        if os.WIFSTOPPED(status):
+            return status
+        self._ended(status, _)
+        return None
+
+    def event_fd(self) -> tuple[int, "Callable[[], None]"]:
+        """A host fd that turns readable when the child has something for wait (a pidfd only
+        does for its end, not for a ptrace stop), and the function that closes it. A helper
+        thread sleeps in waitid(WNOWAIT) for a traced child."""
+        import threading
+        r, w = os.pipe2(os.O_CLOEXEC)
+        pid = self.host_pid
+
+        def watch() -> None:
+            try:
+                os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+            except OSError:
+                pass
+            os.close(w)   # EOF: readable
+
+        threading.Thread(target=watch, name=f"goemu-wait-{pid}", daemon=True).start()
+        return r, lambda: os.close(r)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
 
 
 def fork_exec(path: bytes, argv: list[bytes], envp: list[bytes], cwd: bytes | None,
-              fd_map: dict[int, int], sigmask: int, ignored: list[int]) -> int:
+              fd_map: dict[int, int], sigmask: int, ignored: list[int],
+              proc: Process | None = None) -> int:
     """Start `path` as a host process whose fd i is host fd fd_map[i]; return its pid or raise
-    LinuxError with the errno execve failed with."""
+    LinuxError with the errno execve failed with. `proc` (the vfork child) brings its session,
+    process group, credentials and PTRACE_TRACEME."""
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:   # the host child: only async-signal-safe work, then exec
         try:
             os.close(r)
+            if proc is not None:
+                _become(proc)
             if cwd is not None:
                 os.chdir(cwd)
             # two phases so that no target number clobbers a source still needed
@@ -100,6 +195,9 @@ def fork_exec(path: bytes, argv: list[bytes], envp: list[bytes], cwd: bytes | No
                     pass
             signal.pthread_sigmask(signal.SIG_SETMASK, [s for s in range(1, 65) if sigmask >> (s - 1) & 1
                                                         and s not in (9, 19)])
+            if proc is not None and proc.traceme:
+                if _LIBC.ptrace(0, 0, None, None) != 0:   # PTRACE_TRACEME: goemu is the tracer
+                    raise OSError(ctypes.get_errno(), "ptrace")
             os.execve(path, argv, dict(_split_env(envp)))
         except OSError as e:
             os.write(w, struct.pack("<i", e.errno or host_errno.ENOEXEC))
@@ -119,6 +217,20 @@ def fork_exec(path: bytes, argv: list[bytes], envp: list[bytes], cwd: bytes | No
     return pid
 
 
+def _become(proc: Process) -> None:
+    """In the forked host child: what the vfork child did to itself, in Go's order."""
+    if proc.setsid:
+        os.setsid()
+    if proc.pgid is not None:
+        os.setpgid(0, proc.pgid)
+    c = proc.creds
+    if c is not None:
+        if c.groups_set:
+            os.setgroups(list(c.groups))
+        os.setresgid(c.rgid, c.egid, c.sgid)
+        os.setresuid(c.ruid, c.euid, c.suid)
+
+
 def _split_env(envp: list[bytes]):
     for item in envp:
         key, sep, value = item.partition(b"=")
@@ -132,10 +244,12 @@ def wait_status_exit(code: int) -> int:
 
 def child_siginfo(pid: int, status: int) -> bytes:
     """The SIGCHLD siginfo_t for a child that ended with wait status `status` (as waitid
-    fills it and as SIGCHLD carries it): si_code CLD_EXITED/KILLED/DUMPED, si_pid, si_uid,
-    si_status."""
+    fills it and as SIGCHLD carries it): si_code CLD_EXITED/KILLED/DUMPED (CLD_TRAPPED for a
+    ptrace stop), si_pid, si_uid, si_status."""
     if os.WIFSIGNALED(status):
         code, value = (3 if os.WCOREDUMP(status) else 2), os.WTERMSIG(status)
+    elif os.WIFSTOPPED(status):   # a ptrace stop: CLD_TRAPPED
+        code, value = 4, os.WSTOPSIG(status)
     else:
         code, value = 1, os.WEXITSTATUS(status)
     return struct.pack("<iii4xiIi", 17, 0, code, pid, os.getuid(), value).ljust(128, b"\0")

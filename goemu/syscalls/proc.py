@@ -17,6 +17,7 @@ import struct
 from ..errno import EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH, LinuxError, from_oserror
 from ..fdtable import MAX_FDS
 from ..memory import PROT_READ, PROT_WRITE
+from ..process import Creds
 from . import PARTIAL, syscall
 
 # ---- guest structs ------------------------------------------------------------------------------
@@ -67,6 +68,62 @@ def _check_self(k, pid: int) -> None:
 
 
 # ---- ids ------------------------------------------------------------------------------------------
+# A vfork child (before execve) has its own credentials, session and process group, recorded on
+# its Process and applied by the host process it becomes (goemu.process); the main process's
+# credentials are goemu's own, so its set*id calls are the host's.
+CAP_SETGID, CAP_SETUID = 6, 7
+NGROUPS_MAX = 65536
+NO_ID = 0xFFFFFFFF     # (uid_t)-1: "unchanged" for setre*/setres*, invalid for setuid/setgid
+
+
+def _child(t):
+    """The vfork child's Process, or None in the main process."""
+    proc = t.proc
+    return proc if proc is not None and proc.vfork_parent is not None else None
+
+
+def _creds(t) -> Creds:
+    proc = _child(t)
+    if proc is not None and proc.creds is not None:
+        return proc.creds
+    return Creds.of_host()
+
+
+def _host_cap(bit: int) -> bool:
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapEff:"):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except (OSError, ValueError):
+        pass
+    return os.geteuid() == 0
+
+
+def _set_creds(k, t, host_call, change) -> int:
+    """Main process: the host's own call. vfork child: Linux's rules on its recorded creds."""
+    proc = _child(t)
+    if proc is None:
+        try:
+            host_call()
+        except OSError as e:
+            raise from_oserror(e) from None
+        return 0
+    old = _creds(t)
+    new = Creds(old.ruid, old.euid, old.suid, old.rgid, old.egid, old.sgid, old.groups, old.groups_set)
+    change(old, new)
+    proc.creds = new
+    return 0
+
+
+def _capable(old: Creds, bit: int) -> bool:
+    return old.euid == 0 and _host_cap(bit)
+
+
+def _id(v: int) -> int:
+    return v & 0xFFFFFFFF
+
+
 @syscall("getpid")
 def getpid(k, t):
     return t.proc.pid if t.proc is not None else k.pid
@@ -74,27 +131,29 @@ def getpid(k, t):
 
 @syscall("getppid")
 def getppid(k, t):
+    if _child(t) is not None:
+        return k.pid
     return 1 if k.deterministic else os.getppid()
 
 
 @syscall("getuid")
 def getuid(k, t):
-    return os.getuid()
+    return _creds(t).ruid
 
 
 @syscall("geteuid")
 def geteuid(k, t):
-    return os.geteuid()
+    return _creds(t).euid
 
 
 @syscall("getgid")
 def getgid(k, t):
-    return os.getgid()
+    return _creds(t).rgid
 
 
 @syscall("getegid")
 def getegid(k, t):
-    return os.getegid()
+    return _creds(t).egid
 
 
 def _write_ids(k, ptrs, ids) -> None:
@@ -104,20 +163,22 @@ def _write_ids(k, ptrs, ids) -> None:
 
 @syscall("getresuid", "ptr", "ptr", "ptr")
 def getresuid(k, t, ruid, euid, suid):
-    _write_ids(k, (ruid, euid, suid), os.getresuid())
+    c = _creds(t)
+    _write_ids(k, (ruid, euid, suid), (c.ruid, c.euid, c.suid))
     return 0
 
 
 @syscall("getresgid", "ptr", "ptr", "ptr")
 def getresgid(k, t, rgid, egid, sgid):
-    _write_ids(k, (rgid, egid, sgid), os.getresgid())
+    c = _creds(t)
+    _write_ids(k, (rgid, egid, sgid), (c.rgid, c.egid, c.sgid))
     return 0
 
 
 @syscall("getgroups", "int", "ptr")
 def getgroups(k, t, size, lst):
     size = _i32(size)
-    groups = os.getgroups()
+    groups = list(_creds(t).groups)
     if size < 0:
         raise LinuxError(EINVAL)
     if size == 0:
@@ -128,27 +189,218 @@ def getgroups(k, t, size, lst):
     return len(groups)
 
 
-@syscall("setsid", level=PARTIAL, note="the guest is always its own session: returns its pid")
+def _setxid(kind: str):
+    """setuid/setgid: with the capability, all three ids; else the effective id, if it is the
+    real or saved one."""
+    def change_for(value: int):
+        def change(old: Creds, new: Creds) -> None:
+            r, e, s_ = (old.ruid, old.euid, old.suid) if kind == "u" else (old.rgid, old.egid, old.sgid)
+            if _capable(old, CAP_SETUID if kind == "u" else CAP_SETGID):
+                ids = (value, value, value)
+            elif value in (r, s_):
+                ids = (r, value, s_)
+            else:
+                raise LinuxError(EPERM)
+            if kind == "u":
+                new.ruid, new.euid, new.suid = ids
+            else:
+                new.rgid, new.egid, new.sgid = ids
+        return change
+    return change_for
+
+
+def _setrexid(kind: str, rv: int, ev: int):
+    def change(old: Creds, new: Creds) -> None:
+        r, e, s_ = (old.ruid, old.euid, old.suid) if kind == "u" else (old.rgid, old.egid, old.sgid)
+        cap = _capable(old, CAP_SETUID if kind == "u" else CAP_SETGID)
+        nr = r if rv == NO_ID else rv
+        ne = e if ev == NO_ID else ev
+        if not cap and (rv != NO_ID and rv not in (r, e) or ev != NO_ID and ev not in (r, e, s_)):
+            raise LinuxError(EPERM)
+        ns = ne if rv != NO_ID or (ev != NO_ID and ev != r) else s_
+        if kind == "u":
+            new.ruid, new.euid, new.suid = nr, ne, ns
+        else:
+            new.rgid, new.egid, new.sgid = nr, ne, ns
+    return change
+
+
+def _setresxid(kind: str, rv: int, ev: int, sv: int):
+    def change(old: Creds, new: Creds) -> None:
+        cur = (old.ruid, old.euid, old.suid) if kind == "u" else (old.rgid, old.egid, old.sgid)
+        cap = _capable(old, CAP_SETUID if kind == "u" else CAP_SETGID)
+        if not cap and any(v != NO_ID and v not in cur for v in (rv, ev, sv)):
+            raise LinuxError(EPERM)
+        ids = tuple(c if v == NO_ID else v for c, v in zip(cur, (rv, ev, sv)))
+        if kind == "u":
+            new.ruid, new.euid, new.suid = ids
+        else:
+            new.rgid, new.egid, new.sgid = ids
+    return change
+
+
+@syscall("setuid", "int")
+def setuid(k, t, uid):
+    uid = _id(uid)
+    if uid == NO_ID:
+        raise LinuxError(EINVAL)
+    return _set_creds(k, t, lambda: os.setuid(uid), _setxid("u")(uid))
+
+
+@syscall("setgid", "int")
+def setgid(k, t, gid):
+    gid = _id(gid)
+    if gid == NO_ID:
+        raise LinuxError(EINVAL)
+    return _set_creds(k, t, lambda: os.setgid(gid), _setxid("g")(gid))
+
+
+@syscall("setreuid", "int", "int")
+def setreuid(k, t, ruid, euid):
+    ruid, euid = _id(ruid), _id(euid)
+    return _set_creds(k, t, lambda: os.setreuid(_i32(ruid), _i32(euid)), _setrexid("u", ruid, euid))
+
+
+@syscall("setregid", "int", "int")
+def setregid(k, t, rgid, egid):
+    rgid, egid = _id(rgid), _id(egid)
+    return _set_creds(k, t, lambda: os.setregid(_i32(rgid), _i32(egid)), _setrexid("g", rgid, egid))
+
+
+@syscall("setresuid", "int", "int", "int")
+def setresuid(k, t, ruid, euid, suid):
+    ids = _id(ruid), _id(euid), _id(suid)
+    return _set_creds(k, t, lambda: os.setresuid(*map(_i32, ids)), _setresxid("u", *ids))
+
+
+@syscall("setresgid", "int", "int", "int")
+def setresgid(k, t, rgid, egid, sgid):
+    ids = _id(rgid), _id(egid), _id(sgid)
+    return _set_creds(k, t, lambda: os.setresgid(*map(_i32, ids)), _setresxid("g", *ids))
+
+
+@syscall("setgroups", "int", "ptr")
+def setgroups(k, t, size, lst):
+    size = _i32(size)
+    if not _capable(_creds(t), CAP_SETGID):
+        raise LinuxError(EPERM)
+    if size < 0 or size > NGROUPS_MAX:
+        raise LinuxError(EINVAL)
+    groups = struct.unpack(f"<{size}I", k.mem.read(lst, 4 * size)) if size else ()
+
+    def change(old: Creds, new: Creds) -> None:
+        new.groups, new.groups_set = tuple(groups), True
+    return _set_creds(k, t, lambda: os.setgroups(list(groups)), change)
+
+
+# ---- sessions and process groups ------------------------------------------------------------------
+# The guest sees itself as its own process group and session (pid k.pid): goemu's host pgid/sid
+# appear as k.pid; a child's host pid appears as its guest pid.
+def _guest_id(k, host: int) -> int:
+    if host in (os.getpid(), os.getpgrp(), os.getsid(0)):
+        return k.pid
+    for c in k.children.values():
+        if c.host_pid == host:
+            return c.pid
+    return host
+
+
+def _host_id(k, guest: int) -> int:
+    if guest == k.pid:
+        return os.getpgrp()
+    c = k.children.get(guest)
+    if c is not None and c.host_pid:
+        return c.host_pid
+    return guest
+
+
+def _target(k, t, pid: int):
+    """(kind, object) for a pid argument: ("self", proc or None), ("context", Process) for a
+    vfork child before execve, ("host", Child) for a child that is a host process."""
+    pid = _i32(pid)
+    if pid < 0:
+        raise LinuxError(EINVAL)
+    if pid == 0 or (t.proc is not None and pid == t.proc.pid):
+        return "self", _child(t)
+    c = getattr(k, "children", {}).get(pid)
+    if c is not None and not c.reaped:
+        if c.host_pid:
+            return "host", c
+        if c.proc is not None:
+            return "context", c.proc
+    if _is_self(k, pid):
+        return "self", None
+    raise LinuxError(ESRCH)
+
+
+def _context_pgid(k, proc) -> int:
+    if proc.pgid is None:
+        return k.pid
+    return proc.pid if proc.pgid == 0 else _guest_id(k, proc.pgid)
+
+
+@syscall("setsid", level=PARTIAL, note="the guest is always its own session: returns its pid; "
+                                       "a vfork child's setsid happens in its host process")
 def setsid(k, t):
+    proc = _child(t)
+    if proc is None:
+        return k.pid
+    if proc.setsid or proc.pgid == 0:
+        raise LinuxError(EPERM)   # already a process group leader
+    proc.setsid = True
+    return proc.pid
+
+
+@syscall("getsid", "int")
+def getsid(k, t, pid):
+    kind, obj = _target(k, t, pid)
+    if kind == "host":
+        try:
+            return _guest_id(k, os.getsid(obj.host_pid))
+        except OSError as e:
+            raise from_oserror(e) from None
+    if obj is not None and obj.setsid:
+        return obj.pid
     return k.pid
 
 
 @syscall("getpgrp")
 def getpgrp(k, t):
-    return k.pid
+    proc = _child(t)
+    return _context_pgid(k, proc) if proc is not None else k.pid
 
 
 @syscall("getpgid", "int")
 def getpgid(k, t, pid):
-    _check_self(k, pid)
+    kind, obj = _target(k, t, pid)
+    if kind == "host":
+        try:
+            return _guest_id(k, os.getpgid(obj.host_pid))
+        except OSError as e:
+            raise from_oserror(e) from None
+    if obj is not None:
+        return _context_pgid(k, obj) if not obj.setsid else obj.pid
     return k.pid
 
 
-@syscall("setpgid", "int", "int", level=PARTIAL, note="accepted and ignored")
+@syscall("setpgid", "int", "int", level=PARTIAL,
+         note="children: their host processes' groups; the guest itself stays its own group")
 def setpgid(k, t, pid, pgid):
-    _check_self(k, pid)
-    if _i32(pgid) < 0:
+    pgid = _i32(pgid)
+    if pgid < 0:
         raise LinuxError(EINVAL)
+    kind, obj = _target(k, t, pid)
+    if kind == "host":
+        try:
+            os.setpgid(obj.host_pid, 0 if pgid in (0, obj.pid) else _host_id(k, pgid))
+        except OSError as e:
+            raise from_oserror(e) from None
+        return 0
+    if obj is None:
+        return 0   # the guest itself: already its own group
+    if obj.setsid:
+        raise LinuxError(EPERM)   # a session leader cannot change its group
+    obj.pgid = 0 if pgid in (0, obj.pid) else _host_id(k, pgid)
     return 0
 
 
