@@ -3,7 +3,10 @@
 Guest and host are both Linux x86-64, so sockaddr, option values and msghdr payloads have the
 same bytes on both sides: goemu copies them in and out of guest memory and hands them to the
 host's libc unchanged. Host programs can therefore talk to a server running under goemu.
-Blocking sockets block only the calling guest thread (goemu.hostio).
+Blocking sockets block only the calling guest thread (goemu.hostio). Two payloads do differ:
+fds passed with SCM_RIGHTS are guest fds on one side and host fds on the other (sendmsg
+translates them, recvmsg enters what it receives in the guest's fd table), and SCM_CREDENTIALS
+carries pids (the guest's pid is goemu's, under --deterministic too).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import os
 import struct
 
 from .. import hostio
-from ..errno import EINPROGRESS, EINVAL, ENOTSOCK, LinuxError
+from ..errno import EINPROGRESS, EINVAL, ENOBUFS, ENOTSOCK, LinuxError
 from ..fdtable import Fd
 from . import syscall
 
@@ -20,6 +23,9 @@ SOCK_NONBLOCK, SOCK_CLOEXEC = 0o4000, 0o2000000
 _libc = hostio._libc
 _MSGHDR = struct.Struct("<QI4xQQQQi4x")   # name, namelen, iov, iovlen, control, controllen, flags
 _IOVEC = struct.Struct("<QQ")
+_CMSGHDR = struct.Struct("<Qii")          # cmsg_len, cmsg_level, cmsg_type
+SOL_SOCKET, SCM_RIGHTS, SCM_CREDENTIALS = 1, 1, 2
+MSG_CMSG_CLOEXEC = 0x40000000
 
 
 def _check(r: int) -> int:
@@ -230,7 +236,12 @@ def sendmsg(k, t, fd, msg, flags):
     name, namelen, vecs, control, controllen, _ = _read_msghdr(k, msg)
     data = b"".join(k.mem.read(b, n) for b, n in vecs)
     namebuf = _inbuf(k, name, namelen) if name else None
-    ctrl = _inbuf(k, control, controllen) if control else None
+    ctrl = None
+    if control and controllen:
+        if controllen > 1 << 20:
+            raise LinuxError(ENOBUFS)
+        raw = _control_out(k, k.mem.read(control, controllen))
+        ctrl = ctypes.create_string_buffer(raw, max(len(raw), 1))
 
     def op() -> int:
         dbuf = ctypes.create_string_buffer(data, max(len(data), 1))
@@ -241,6 +252,57 @@ def sendmsg(k, t, fd, msg, flags):
         fl = _i32(flags) | 0x4000 | (0 if hostio.is_nonblocking(entry.host) else hostio.MSG_DONTWAIT)
         return _check(_libc.sendmsg(entry.host, ctypes.byref(hm), fl))
     return hostio.io(k, t, entry, True, op, 46, "sendmsg")
+
+
+def _cmsgs(raw: bytes):
+    """(offset, level, type, data offset, data length) of each control message (CMSG_NXTHDR)."""
+    pos = 0
+    while pos + _CMSGHDR.size <= len(raw):
+        ln, level, type_ = _CMSGHDR.unpack_from(raw, pos)
+        if ln < _CMSGHDR.size or pos + ln > len(raw):
+            return
+        yield pos, level, type_, pos + _CMSGHDR.size, ln - _CMSGHDR.size
+        pos += (ln + 7) & ~7
+
+
+def _control_out(k, raw: bytes) -> bytes:
+    """sendmsg: guest fds -> host fds in SCM_RIGHTS, the guest's pid -> goemu's in
+    SCM_CREDENTIALS."""
+    out = bytearray(raw)
+    for _, level, type_, start, n in _cmsgs(raw):
+        if level != SOL_SOCKET:
+            continue
+        if type_ == SCM_RIGHTS:
+            for i in range(n // 4):
+                fd = struct.unpack_from("<i", raw, start + 4 * i)[0]
+                struct.pack_into("<i", out, start + 4 * i, k.fds.host(fd) if fd >= 0 else fd)
+        elif type_ == SCM_CREDENTIALS and n >= 12:
+            pid = struct.unpack_from("<i", raw, start)[0]
+            if pid == k.pid:
+                struct.pack_into("<i", out, start, os.getpid())
+    return bytes(out)
+
+
+def _control_in(k, raw: bytes, cloexec: bool) -> bytes:
+    """recvmsg: host fds received (close-on-exec on the host) enter the guest's fd table."""
+    out = bytearray(raw)
+    for _, level, type_, start, n in _cmsgs(raw):
+        if level != SOL_SOCKET:
+            continue
+        if type_ == SCM_RIGHTS:
+            for i in range(n // 4):
+                host = struct.unpack_from("<i", raw, start + 4 * i)[0]
+                try:
+                    fd = k.fds.install(Fd(host, cloexec, "scm_rights", hostio.fd_kind(host)))
+                except LinuxError:
+                    os.close(host)
+                    fd = -1
+                struct.pack_into("<i", out, start + 4 * i, fd)
+        elif type_ == SCM_CREDENTIALS and n >= 12:
+            pid = struct.unpack_from("<i", raw, start)[0]
+            if pid == os.getpid():
+                struct.pack_into("<i", out, start, k.pid)
+    return bytes(out)
 
 
 @syscall("recvmsg", "fd", "ptr", "hex")
@@ -258,7 +320,10 @@ def recvmsg(k, t, fd, msg, flags):
                       ctypes.cast(ctypes.pointer(iov), ctypes.c_void_p), 1,
                       ctypes.cast(ctrl, ctypes.c_void_p) if ctrl else None, controllen if control else 0, 0)
         fl = _i32(flags) | (0 if hostio.is_nonblocking(entry.host) else hostio.MSG_DONTWAIT)
-        n = _check(_libc.recvmsg(entry.host, ctypes.byref(hm), fl))
+        n = _check(_libc.recvmsg(entry.host, ctypes.byref(hm), fl | MSG_CMSG_CLOEXEC))
+        if control and hm.controllen:
+            ctrl.raw = _control_in(k, ctrl.raw[:hm.controllen], bool(flags & MSG_CMSG_CLOEXEC)) \
+                + ctrl.raw[hm.controllen:]
         pos = 0
         for base, ln in vecs:
             if pos >= n:
