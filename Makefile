@@ -37,6 +37,8 @@ install: deps
 		&& command -v goemu >/dev/null || $(PYTHON) -m pip install -q -e '.[test]'
 	@# byte-compile: with PYTHONDONTWRITEBYTECODE set, every start would recompile goemu (~30 ms)
 	@$(PYTHON) -m compileall -q goemu
+	@# the `goemu` command: a launcher without `site` (goemu/launcher.py says why)
+	@$(PYTHON) -m goemu.launcher >/dev/null
 
 fixtures: deps
 	bash fixtures/fetch.sh

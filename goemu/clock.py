@@ -1,14 +1,19 @@
 """Guest time: the host's clocks, or a virtual clock for --deterministic runs.
 
-The guest reads time from the vDSO's vvar page, which the scheduler refreshes (``publish``)
-before each slice of execution. With the virtual clock, time advances only with executed work
-(a fixed cost per full slice and per syscall) and jumps over idle time when every guest thread
-waits, so the same input gives the same interleaving, output and syscall log.
+The guest reads time from the vDSO's vvar page (``vvar()``), which the kernel refreshes before
+each slice of execution. On the host clock the page also carries the host TSC and its rate, so
+the vDSO extrapolates and every clock read is current (without it, time would stand still for
+a whole slice: a 2 ms ticker measured 5 ticks as less than 10 ms under load). With the virtual
+clock, time advances only with executed work (a fixed cost per full slice and per syscall) and
+jumps over idle time when every guest thread waits, so the same input gives the same
+interleaving, output and syscall log; its page has no rate, so time stands still in a slice.
 """
 from __future__ import annotations
 
 import select
 import time
+
+from .vdso import vvar_bytes
 
 # The virtual clock starts here (2020-04-01T00:00:00Z, the era of Go 1.14) so output that
 # prints dates is reproducible too.
@@ -17,12 +22,50 @@ NS_PER_INSN = 1            # virtual cost of one guest instruction
 NS_PER_SYSCALL = 500       # virtual cost of one syscall
 
 
+def _tsc_is_clocksource() -> bool:
+    """Is the host TSC what the host kernel keeps time with (so it is invariant and the same on
+    every CPU)? Then the guest may extrapolate from it."""
+    try:
+        with open("/sys/devices/system/clocksource/clocksource0/current_clocksource") as f:
+            return f.read().strip() == "tsc"
+    except OSError:
+        return False
+
+
+CALIBRATION_NS = 2_000_000     # extrapolate only once the TSC rate is known from >= 2 ms
+
+
 class HostClock:
     deterministic = False
 
     def __init__(self) -> None:
         self._mono0 = time.monotonic_ns()
         self.boot_offset = self._mono0 - 10**9 * 3600  # pretend the machine booted an hour ago
+        self._rdtsc = None
+        if _tsc_is_clocksource():
+            from .native import rdtsc
+            self._rdtsc = rdtsc
+            self._cal = (rdtsc(), time.monotonic_ns())
+        self._page = (0, 0, 0, 0)     # what the guest was last given: real, mono, tsc, mult
+
+    def vvar(self) -> bytes:
+        """The vvar page's data for the next slice."""
+        real, mono_host = time.time_ns(), time.monotonic_ns()
+        mono = mono_host - self.boot_offset
+        if self._rdtsc is None:
+            return vvar_bytes(real, mono)
+        tsc = self._rdtsc()
+        tsc0, ns0 = self._cal
+        mult = ((mono_host - ns0) << 32) // (tsc - tsc0) if mono_host - ns0 >= CALIBRATION_NS and tsc > tsc0 else 0
+        # never behind what the guest may have read from the last page (monotonic means monotonic)
+        preal, pmono, ptsc, pmult = self._page
+        if pmult and tsc > ptsc:
+            seen = pmono + (((tsc - ptsc) * pmult) >> 32)
+            if seen > mono:
+                real += seen - mono
+                mono = seen
+        self._page = (real, mono, tsc, mult)
+        return vvar_bytes(real, mono, tsc, mult)
 
     def monotonic(self) -> int:
         return time.monotonic_ns() - self.boot_offset
@@ -57,6 +100,9 @@ class VirtualClock:
 
     def monotonic(self) -> int:
         return self.now
+
+    def vvar(self) -> bytes:
+        return vvar_bytes(self.realtime(), self.now)    # no rate: time moves between slices only
 
     def realtime(self) -> int:
         return VIRTUAL_EPOCH_NS + self.now

@@ -19,7 +19,7 @@ from unicorn import x86_const as X
 
 from . import signals
 from .clock import HostClock, VirtualClock
-from .cpu import RIP, hook_rdtsc, make_uc, reset_registers
+from .cpu import RIP, Gpr, hook_rdtsc, make_uc, reset_registers
 from .fdtable import FdTable
 from .process import Child, Process, child_siginfo
 from .hostio import HostSignals
@@ -29,7 +29,7 @@ from .sched import Scheduler
 from .slicer import TimeSlicer, CountSlicer
 from .strace import Strace
 from .thread import DEAD, Thread
-from .vdso import VVAR_ADDR, vvar_bytes
+from .vdso import VVAR_ADDR
 
 DEFAULT_SLICE = 200_000   # guest instructions per slice, --deterministic (count) slicing
 DEFAULT_TIMESLICE_MS = 2.0  # host milliseconds per slice, normal (watchdog) slicing
@@ -60,6 +60,7 @@ class Kernel:
         self.image = read_image(path)        # raises BadExecutable
         self.exe_path = os.path.realpath(path)
         self.uc = make_uc()
+        self.regs = Gpr(self.uc)
         self.mem = Memory(self.uc)
         load(self.mem, self.image)
         self.deterministic = opts.deterministic
@@ -147,12 +148,12 @@ class Kernel:
 
     def set_reg(self, t: Thread, reg: int, value: int) -> None:
         if t is self.loaded:
-            self.uc.reg_write(reg, value)
+            self.regs.write(reg, value)
         else:
             t.ctx.reg_write(reg, value)
 
     def get_reg(self, t: Thread, reg: int) -> int:
-        return self.uc.reg_read(reg) if t is self.loaded else t.ctx.reg_read(reg)
+        return self.regs.read(reg) if t is self.loaded else t.ctx.reg_read(reg)
 
     def stop(self, reason: str, then=None) -> None:
         """Stop emulation after the current instruction (from inside a hook)."""
@@ -228,7 +229,7 @@ class Kernel:
             self._hooks += hook_rdtsc(uc, lambda: self.clock.monotonic() * 3 + next(reads))
 
     def publish_time(self) -> None:
-        self.mem.poke(VVAR_ADDR, vvar_bytes(self.clock.realtime(), self.clock.monotonic()))
+        self.mem.poke(VVAR_ADDR, self.clock.vvar())
 
     # ---- faults --------------------------------------------------------------
     def _cpu_exception(self, t: Thread, err: UcError) -> None:
@@ -348,9 +349,9 @@ class Kernel:
         self.publish_time()
         try:
             if count is None:
-                self.slicer.run(uc.reg_read(RIP))
+                self.slicer.run(self.regs.read(RIP))
             else:
-                self.slicer.run_count(uc.reg_read(RIP), count)
+                self.slicer.run_count(self.regs.read(RIP), count)
         except UcError as e:
             self._cpu_exception(t, e)
         self.slices += 1

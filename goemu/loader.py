@@ -6,7 +6,9 @@ text; the CLI turns that into ``goemu: PATH: reason`` and exit status 126.
 """
 from __future__ import annotations
 
+import mmap
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 
@@ -42,12 +44,13 @@ class Segment:
 @dataclass
 class Image:
     path: str
-    data: bytes
+    data: bytes | mmap.mmap     # the file, mapped read-only (pages are read only where used)
     entry: int
     phoff: int
     phnum: int
     segments: list[Segment] = field(default_factory=list)
     phdr_addr: int = 0
+    fd: int = -1                # the open file (segments are mapped from it)
 
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
@@ -59,12 +62,27 @@ def read_image(path: str) -> Image:
     if os.path.isdir(path):
         raise BadExecutable("Is a directory")
     try:
+        st = os.stat(path)
+        # execve runs regular files only (a FIFO or /dev/zero: EACCES, without opening it)
+        if not stat.S_ISREG(st.st_mode) or not os.access(path, os.X_OK):
+            raise BadExecutable("Permission denied")
         with open(path, "rb") as f:
-            data = f.read()
+            size = os.fstat(f.fileno()).st_size
+            data = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) if size else b""
+            fd = os.dup(f.fileno()) if size else -1   # kept open: segments map from it
     except PermissionError:
         raise BadExecutable("Permission denied") from None
     except OSError as e:
         raise BadExecutable(e.strerror or str(e)) from None
+    try:
+        return _parse(path, data, fd)
+    except BadExecutable:
+        if fd >= 0:
+            os.close(fd)
+        raise
+
+
+def _parse(path: str, data, fd: int) -> Image:
     if not data:
         raise BadExecutable("empty file: not an ELF executable")
     if data[:4] != b"\x7fELF":
@@ -83,7 +101,7 @@ def read_image(path: str) -> Image:
         raise BadExecutable(f"not an executable (ELF type {e_type})")
     if e_phentsize != _PHDR.size or e_phoff + e_phnum * _PHDR.size > len(data):
         raise BadExecutable("truncated ELF: program headers lie past the end of the file")
-    img = Image(path, data, e_entry, e_phoff, e_phnum)
+    img = Image(path, data, e_entry, e_phoff, e_phnum, fd=fd)
     has_dynamic = False
     for i in range(e_phnum):
         p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align = \
@@ -115,14 +133,27 @@ def load(mem: Memory, img: Image) -> None:
     """Map PT_LOAD segments (file bytes + zeroed bss), the vDSO, vvar and vsyscall pages."""
     top = 0
     name = os.path.basename(img.path)
+    file_pages: list[tuple[int, int]] = []
     for seg in img.segments:
         start = page_down(seg.vaddr)
         end = page_up(seg.vaddr + seg.memsz)
         prot = _prot(seg.flags)
-        # map writable, copy the file bytes in (fresh pages are zero: that is the bss), then
+        # map writable, bring the file bytes in (fresh pages are zero: that is the bss), then
         # set the segment's own protection
         mem.map(start, end - start, prot | PROT_READ | PROT_WRITE, name=name)
-        mem.poke(seg.vaddr, img.data[seg.offset:seg.offset + seg.filesz])
+        fend = page_up(seg.vaddr + seg.filesz)
+        if seg.filesz and img.fd >= 0 and \
+                (seg.vaddr - seg.offset) % PAGE == 0 and \
+                not any(a < fend and start < b for a, b in file_pages):
+            # map the file's pages as Linux does (read only where the guest touches them),
+            # then clear what follows the file bytes in their last page
+            mem.map_file(start, fend - start, img.fd, page_down(seg.offset))
+            file_pages.append((start, fend))
+            tail = fend - (seg.vaddr + seg.filesz)
+            if tail:
+                mem.poke(seg.vaddr + seg.filesz, bytes(min(tail, end - (seg.vaddr + seg.filesz))))
+        elif seg.filesz:
+            mem.poke(seg.vaddr, img.data[seg.offset:seg.offset + seg.filesz])
         if not prot & PROT_WRITE:
             mem.protect(start, end - start, prot)
         top = max(top, end)

@@ -154,6 +154,7 @@ class Memory:
         # host backing: sorted, non-overlapping (guest start, guest end, host address)
         self._backs: list[tuple[int, int, int]] = []
         self._back_starts: list[int] = []
+        self._file_pages: list[tuple[int, int]] = []   # guest ranges mapped from a file
         # the permission table: one byte per guest page below 2^47 (32 GiB of address space,
         # touched only where pages are mapped: 4 KiB of table per 16 MiB of guest memory)
         self._table_size = _TABLE_HEADER + (TASK_SIZE >> 12)
@@ -265,11 +266,33 @@ class Memory:
         ctypes.memset(self._table + (start >> 12), uc_perms(prot), (end - start) >> 12)
 
     def _release(self, start: int, end: int) -> None:
-        """Zero [start, end) and hand its host pages back (where it is backed)."""
+        """Zero [start, end) and hand its host pages back (where it is backed). Pages mapped
+        from a file become anonymous again (discarding them would bring the file back)."""
         for bstart, bend, host in self._backs:
             lo, hi = max(start, bstart), min(end, bend)
             if lo < hi:
                 native.host_zero(host + (lo - bstart), hi - lo)
+        if self._file_pages:
+            keep = []
+            for a, b in self._file_pages:
+                lo, hi = max(a, start), min(b, end)
+                if lo >= hi:
+                    keep.append((a, b))
+                    continue
+                for h, k in self._host_spans(lo, hi - lo):
+                    native.host_anon_fixed(h, k)
+                keep += [r for r in ((a, lo), (hi, b)) if r[0] < r[1]]
+            self._file_pages = keep
+
+    def map_file(self, addr: int, length: int, f, offset: int) -> None:
+        """Put the pages of file `f` (an mmap object or anything with fileno()) from `offset`
+        under the backed guest range [addr, addr+length), copy-on-write (MAP_PRIVATE)."""
+        fd = f.fileno() if hasattr(f, "fileno") else f
+        done = 0
+        for h, k in self._host_spans(addr, length):
+            native.host_map_file(h, k, fd, offset + done)
+            done += k
+        self._file_pages.append((addr, addr + length))
 
     def flush_tlb(self) -> None:
         native.uc_ctl_write(self.uc, UC_CTL_TLB_FLUSH)
@@ -360,12 +383,8 @@ class Memory:
         if addr & (PAGE - 1):
             raise LinuxError(EINVAL)
         end = addr + page_up(length)
-        # Linux: ENOMEM if any page in the range is unmapped.
-        lo = max(bisect.bisect_right(self._starts, addr) - 1, 0)
-        covered = sum(min(v.end, end) - max(v.start, addr) for v in self.vmas[lo:]
-                      if v.start < end and v.end > addr)
-        if covered != end - addr:
-            raise LinuxError(ENOMEM)
+        if not self.covers(addr, end):
+            raise LinuxError(ENOMEM)       # Linux: some page in the range is unmapped
         if prot != PROT_NONE:
             self._ensure_backed(addr, end)
         pieces = self._carve(addr, end)
@@ -375,17 +394,29 @@ class Memory:
         if any(p.prot != prot for p in pieces):
             self.flush_tlb()
 
-    def discard(self, addr: int, length: int) -> None:
-        """MADV_DONTNEED on private anonymous memory: the pages read as zero afterwards."""
+    def covers(self, start: int, end: int) -> bool:
+        """Is every page of [start, end) in some VMA (whatever its protection)?"""
+        lo = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        return sum(min(v.end, end) - max(v.start, start) for v in self.vmas[lo:]
+                   if v.start < end and v.end > start) == end - start
+
+    def discard(self, addr: int, length: int, zero: bool = True) -> None:
+        """MADV_DONTNEED (zero: the pages read as zero afterwards, as private anonymous memory
+        does on Linux) or MADV_FREE (the host may reclaim them lazily; contents stay until it
+        does, as on Linux)."""
         end = addr + page_up(length)
         for v in self.vmas[max(bisect.bisect_right(self._starts, addr) - 1, 0):]:
             if v.start >= end:
                 break
             lo, hi = max(v.start, addr), min(v.end, end)
             if lo < hi and v.prot != PROT_NONE:
-                self._release(lo, hi)
-                if v.prot & PROT_EXEC:
-                    self.uc.ctl_remove_cache(lo, hi)
+                if zero:
+                    self._release(lo, hi)
+                    if v.prot & PROT_EXEC:
+                        self.uc.ctl_remove_cache(lo, hi)
+                else:
+                    for h, k in self._host_spans(lo, hi - lo):
+                        native.host_free_lazily(h, k)
 
     def set_brk(self, new: int) -> int:
         if new < self.brk_start:

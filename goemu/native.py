@@ -13,8 +13,8 @@ import mmap
 from unicorn.unicorn_py3 import unicorn as _ucmod
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
-MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x20, 0x4000
-MADV_DONTNEED = 4
+MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
+MADV_DONTNEED, MADV_FREE = 4, 8
 MAP_FAILED = ctypes.c_void_p(-1).value
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -36,6 +36,21 @@ def host_alloc(size: int) -> int:
     return addr
 
 
+def host_map_file(addr: int, size: int, fd: int, offset: int) -> None:
+    """Map `size` bytes of file `fd` from `offset` at host `addr` (copy-on-write)."""
+    got = libc.mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, offset)
+    if got != addr:
+        raise OSError(ctypes.get_errno(), "mmap of the executable failed")
+
+
+def host_anon_fixed(addr: int, size: int) -> None:
+    """Replace host pages at `addr` by fresh anonymous zero pages."""
+    got = libc.mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE,
+                    -1, 0)
+    if got != addr:
+        raise MemoryError(f"host mmap of {size} bytes failed (errno {ctypes.get_errno()})")
+
+
 def host_free(addr: int, size: int) -> None:
     libc.munmap(addr, size)
 
@@ -44,6 +59,11 @@ def host_zero(addr: int, size: int) -> None:
     """Give pages back to the host kernel; they read as zero afterwards (private anonymous)."""
     if libc.madvise(addr, size, MADV_DONTNEED) != 0:
         ctypes.memset(addr, 0, size)
+
+
+def host_free_lazily(addr: int, size: int) -> None:
+    """MADV_FREE: the host may take the pages back when it needs memory."""
+    libc.madvise(addr, size, MADV_FREE)
 
 
 def code_page(code: bytes) -> int:
@@ -55,6 +75,18 @@ def code_page(code: bytes) -> int:
     if libc.mprotect(addr, size, PROT_READ | PROT_EXEC) != 0:
         raise OSError(ctypes.get_errno(), "mprotect of a native hook page failed")
     return addr
+
+
+_RDTSC = None
+
+
+def rdtsc() -> int:
+    """The host's time-stamp counter (what the guest's RDTSC returns: qemu's cpu_get_ticks)."""
+    global _RDTSC
+    if _RDTSC is None:
+        # rdtsc ; shl rdx, 32 ; or rax, rdx ; ret
+        _RDTSC = ctypes.CFUNCTYPE(ctypes.c_uint64)(code_page(bytes.fromhex("0f3148c1e2204809d0c3")))
+    return _RDTSC()
 
 
 def hook_add_native(uc, htype: int, code_addr: int, user_data: int, begin: int = 1, end: int = 0) -> int:

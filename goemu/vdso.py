@@ -2,8 +2,9 @@
 
 Go 1.14 never makes a clock syscall: nanotime/walltime CALL ``__vdso_clock_gettime`` (or,
 with no vDSO, the legacy vsyscall address). This vDSO answers from a *vvar* data page that
-goemu refreshes before every slice of guest execution, exactly as the kernel's vDSO reads
-its vvar page: a clock read costs a few guest instructions and no exit to Python.
+goemu refreshes before every slice of guest execution and extrapolates with the TSC, exactly
+as the kernel's vDSO reads its vvar page: a clock read costs a few guest instructions and no
+exit to Python.
 Unknown clock ids fall back to the real ``clock_gettime`` syscall.
 
 Go's parser (runtime/vdso_linux.go) needs PT_LOAD, PT_DYNAMIC, DT_STRTAB, DT_SYMTAB, DT_HASH,
@@ -16,7 +17,7 @@ import struct
 VDSO_ADDR = 0x7FFF_F7FF_0000     # two pages: the vDSO image, then the vvar page
 VVAR_ADDR = VDSO_ADDR + 0x1000
 VDSO_SIZE = 0x2000
-# vvar layout: u64 realtime ns at 0, u64 monotonic ns at 8.
+# vvar layout: u64 realtime ns at 0, u64 monotonic ns at 8, their host TSC at 16, ns/tick<<32 at 24.
 VVAR_REALTIME, VVAR_MONOTONIC = 0, 8
 
 # vsyscall page: Unicorn 2.1 masks guest addresses to 52 bits in its default TLB mode, so the
@@ -25,77 +26,42 @@ VSYSCALL_CANONICAL = 0xFFFF_FFFF_FF60_0000
 VSYSCALL_ALIAS = VSYSCALL_CANONICAL & ((1 << 52) - 1)
 
 
-def _clock_gettime_code() -> bytes:
-    """rdi=clockid, rsi=timespec*.  REALTIME(0)/REALTIME_COARSE(5) read slot 0;
-    MONOTONIC(1)/MONOTONIC_RAW(4)/MONOTONIC_COARSE(6)/BOOTTIME(7) read slot 1; others: syscall."""
-    c = bytearray()
-    fixups: list[tuple[int, str]] = []
-    labels: dict[str, int] = {}
-
-    def je(label: str) -> None:
-        c.extend(b"\x74\x00")
-        fixups.append((len(c) - 1, label))
-
-    c += b"\x48\xb8" + struct.pack("<Q", VVAR_ADDR)   # movabs rax, VVAR
-    for clock, label in ((0, "real"), (5, "real"), (1, "mono"), (4, "mono"), (6, "mono"), (7, "mono")):
-        c += b"\x83\xff" + bytes([clock])               # cmp edi, clock
-        je(label)
-    c += b"\xb8\xe4\x00\x00\x00"                     # mov eax, 228 (clock_gettime)
-    c += b"\x0f\x05"                                 # syscall
-    c += b"\xc3"                                     # ret
-    labels["real"] = len(c)
-    c += b"\x48\x8b\x00"                             # mov rax, [rax]
-    c += b"\xeb\x04"                                 # jmp split (skips the next 4 bytes)
-    labels["mono"] = len(c)
-    c += b"\x48\x8b\x40\x08"                         # mov rax, [rax+8]
-    c += b"\x31\xd2"                                 # split: xor edx, edx
-    c += b"\xb9\x00\xca\x9a\x3b"                     # mov ecx, 1000000000
-    c += b"\x48\xf7\xf1"                             # div rcx
-    c += b"\x48\x89\x06"                             # mov [rsi], rax
-    c += b"\x48\x89\x56\x08"                         # mov [rsi+8], rdx
-    c += b"\x31\xc0"                                 # xor eax, eax
-    c += b"\xc3"                                     # ret
-    for at, label in fixups:
-        c[at] = labels[label] - (at + 1)
-    return bytes(c)
-
-
-def _gettimeofday_code() -> bytes:
-    """rdi=timeval*, rsi=timezone* (ignored)."""
-    c = bytearray()
-    c += b"\x48\x85\xff"                             # test rdi, rdi
-    c += b"\x74\x2e"                                 # je done
-    c += b"\x48\xb8" + struct.pack("<Q", VVAR_ADDR)  # movabs rax, VVAR
-    c += b"\x48\x8b\x00"                             # mov rax, [rax]
-    c += b"\x31\xd2"                                 # xor edx, edx
-    c += b"\xb9\x00\xca\x9a\x3b"                     # mov ecx, 1000000000
-    c += b"\x48\xf7\xf1"                             # div rcx
-    c += b"\x48\x89\x07"                             # mov [rdi], rax
-    c += b"\x48\x89\xd0"                             # mov rax, rdx
-    c += b"\x31\xd2"                                 # xor edx, edx
-    c += b"\xb9\xe8\x03\x00\x00"                     # mov ecx, 1000
-    c += b"\x48\xf7\xf1"                             # div rcx
-    c += b"\x48\x89\x47\x08"                         # mov [rdi+8], rax
-    done = len(c)
-    c += b"\x31\xc0"                                 # xor eax, eax
-    c += b"\xc3"                                     # ret
-    c[4] = done - 5
-    return bytes(c)
-
-
-def _time_code() -> bytes:
-    """rdi=time_t* (may be NULL); returns seconds."""
-    c = bytearray()
-    c += b"\x48\xb8" + struct.pack("<Q", VVAR_ADDR)  # movabs rax, VVAR
-    c += b"\x48\x8b\x00"                             # mov rax, [rax]
-    c += b"\x31\xd2"                                 # xor edx, edx
-    c += b"\xb9\x00\xca\x9a\x3b"                     # mov ecx, 1000000000
-    c += b"\x48\xf7\xf1"                             # div rcx
-    c += b"\x48\x85\xff"                             # test rdi, rdi
-    c += b"\x74\x03"                                 # je +3
-    c += b"\x48\x89\x07"                             # mov [rdi], rax
-    c += b"\xc3"                                     # ret
-    return bytes(c)
+# The vDSO's code, assembled from this source (GNU as, .intel_syntax noprefix). vvar layout:
+# [0] realtime ns and [8] monotonic ns at host TSC [16]; [24] ns per TSC tick << 32, or 0 when
+# time stands still between slices (the virtual clock, or a host whose clocksource is not the
+# TSC). `now` extrapolates from the TSC as Linux's own vDSO does, so a clock read is fresh to
+# the nanosecond without leaving the guest (guest RDTSC is the host's: qemu's cpu_get_ticks).
+#
+# clock_gettime:                       ; edi = clock id, rsi = timespec*
+#     movabs r8, VVAR
+#     cmp edi, 0 / je real ; cmp edi, 5 / je real                  ; REALTIME, _COARSE
+#     cmp edi, 1 / je mono ; 4 / 6 / 7 likewise                     ; MONOTONIC, _RAW, _COARSE, BOOTTIME
+#     mov eax, 228 ; syscall ; ret                                   ; anything else: the kernel
+# real: xor r9d, r9d ; jmp ts
+# mono: mov r9d, 8
+# ts:   call now ; xor edx, edx ; mov ecx, 1000000000 ; div rcx
+#       mov [rsi], rax ; mov [rsi+8], rdx ; xor eax, eax ; ret
+# now:  mov rcx, [r8+24] ; xor eax, eax ; test rcx, rcx ; jz frozen ; rdtsc ; shl rdx, 32
+#       or rax, rdx ; sub rax, [r8+16] ; jae fresh ; xor eax, eax    ; (a TSC behind the base: 0)
+# fresh: mul rcx ; shrd rax, rdx, 32
+# frozen: add rax, [r8+r9] ; ret
+# gettimeofday:                        ; rdi = timeval* (timezone ignored)
+#     test rdi, rdi ; je done ; movabs r8, VVAR ; xor r9d, r9d ; call now
+#     xor edx, edx ; mov ecx, 1000000000 ; div rcx ; mov [rdi], rax
+#     mov rax, rdx ; xor edx, edx ; mov ecx, 1000 ; div rcx ; mov [rdi+8], rax
+# done: xor eax, eax ; ret
+# time:                                ; rdi = time_t* or NULL; returns seconds
+#     movabs r8, VVAR ; xor r9d, r9d ; call now ; xor edx, edx ; mov ecx, 1000000000 ; div rcx
+#     test rdi, rdi ; je out ; mov [rdi], rax
+# out: ret
+_TEXT = bytes.fromhex(
+    "49b80010fff7ff7f000083ff00742183ff05741c83ff01741c83ff04741783ff06741283ff07740db8e4000000"
+    "0f05c34531c9eb0641b908000000e81400000031d2b900ca9a3b48f7f14889064889560831c0c3498b481831c0"
+    "4885c974190f3148c1e2204809d0492b4010730231c048f7e1480facd0204b030408c34885ff743049b80010ff"
+    "f7ff7f00004531c9e8c0ffffff31d2b900ca9a3b48f7f14889074889d031d2b9e803000048f7f14889470831c0"
+    "c349b80010fff7ff7f00004531c9e88dffffff31d2b900ca9a3b48f7f14885ff7403488907c3")
+_ENTRY = {b"__vdso_clock_gettime": 0x00, b"__vdso_gettimeofday": 0x7D, b"__vdso_time": 0xB5}
+assert _TEXT[2:10] == struct.pack("<Q", VVAR_ADDR), "the vDSO code hard-codes the vvar address"
 
 
 def vsyscall_page() -> bytes:
@@ -120,9 +86,7 @@ def _sysv_hash(name: bytes) -> int:
 def build_vdso() -> bytes:
     """Return the vDSO image (one page), linked to run at VDSO_ADDR (p_vaddr 0, position-independent)."""
     funcs = [
-        (b"__vdso_clock_gettime", _clock_gettime_code()),
-        (b"__vdso_gettimeofday", _gettimeofday_code()),
-        (b"__vdso_time", _time_code()),
+        (b"__vdso_clock_gettime", None), (b"__vdso_gettimeofday", None), (b"__vdso_time", None),
         (b"clock_gettime", None), (b"gettimeofday", None), (b"time", None),  # weak aliases
     ]
     strtab = bytearray(b"\0")
@@ -138,12 +102,8 @@ def build_vdso() -> bytes:
     ehdr_size, phdr_size = 64, 56
     off = ehdr_size + 2 * phdr_size
     text_off = 0x400
-    text = bytearray()
-    func_addr = {}
-    for name, code in funcs[:3]:
-        func_addr[name] = text_off + len(text)
-        text += code
-        text += b"\xcc" * ((-len(text)) % 16)
+    text = _TEXT
+    func_addr = {name: text_off + off for name, off in _ENTRY.items()}
     for alias, target in zip(funcs[3:], funcs[:3]):
         func_addr[alias[0]] = func_addr[target[0]]
 
@@ -216,5 +176,6 @@ def build_vdso() -> bytes:
     return bytes(image)
 
 
-def vvar_bytes(realtime_ns: int, monotonic_ns: int) -> bytes:
-    return struct.pack("<QQ", realtime_ns, monotonic_ns)
+def vvar_bytes(realtime_ns: int, monotonic_ns: int, tsc: int = 0, mult: int = 0) -> bytes:
+    """The vvar page's data: clocks at host TSC `tsc`, advancing `mult` / 2^32 ns per tick."""
+    return struct.pack("<QQQQ", realtime_ns, monotonic_ns, tsc, mult)

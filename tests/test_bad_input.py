@@ -1,8 +1,11 @@
 """Bad input: one line `goemu: PATH: reason`, a distinct exit status, never a traceback."""
 from __future__ import annotations
 
+import os
 import shutil
 import struct
+import subprocess
+import time
 
 import pytest
 
@@ -10,6 +13,8 @@ from conftest import esbuild, go119, goemu_cli
 
 
 def _check(path, status, reason_part):
+    if status == 126 and os.path.isfile(path) and not os.access(path, os.X_OK):
+        os.chmod(path, 0o755)    # these files are bad for what they contain, not their mode
     p = goemu_cli("run", path)
     err = p.stderr.decode()
     assert p.returncode == status, err
@@ -86,3 +91,35 @@ def test_guest_crash_status_and_message():
     p = goemu_cli("run", go119("nilderef"))
     assert p.returncode == 2
     assert b"Traceback" not in p.stderr
+
+
+def _native_errno(path) -> int:
+    """What the host kernel's execve says about the file (the oracle)."""
+    try:
+        subprocess.run([str(path)], timeout=10, capture_output=True)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o000])
+def test_not_executable_mode(tmp_path, mode):
+    f = tmp_path / "hello"
+    shutil.copy(go119("hello"), f)
+    os.chmod(f, mode)
+    assert _native_errno(f) == 13          # EACCES: no execute bit for anyone (root included)
+    p = goemu_cli("run", f)
+    assert p.returncode == 126 and p.stderr.decode().strip() == f"goemu: {f}: Permission denied"
+
+
+def test_fifo_and_device_are_refused_at_once(tmp_path):
+    """execve of a FIFO with no writer or of /dev/zero fails with EACCES at once natively;
+    goemu must neither block in open() nor read without end."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o755)
+    for path in (fifo, "/dev/zero"):
+        assert _native_errno(path) == 13
+        t0 = time.monotonic()
+        p = goemu_cli("run", path)
+        assert time.monotonic() - t0 < 10
+        assert p.returncode == 126 and p.stderr.decode().strip() == f"goemu: {path}: Permission denied"

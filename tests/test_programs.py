@@ -2,6 +2,8 @@
 lines identical (same panic text, same `[signal SIGSEGV ... pc=...]` line), against native."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import exit_status, first_lines, go119, run_goemu, run_native
@@ -25,6 +27,8 @@ PROGRAMS = [
     ("rawsyscalls", ()),
     ("sigusr1", ()),
     ("cpuhash", (2,)),
+    ("memfault", ()),
+    ("jsonsort", (2000,)),
 ]
 
 
@@ -79,3 +83,19 @@ def test_preemption_fixture_needs_async_preemption():
     emu = run_goemu(go119("preempt"), 100_000_000, env=off)
     assert native.stdout.splitlines()[0] == b"loop done"
     assert emu.stdout == native.stdout
+
+
+@pytest.mark.parametrize("kind,code", [("accerr", b"code=0x2"), ("maperr", b"code=0x1")])
+def test_unrecovered_fault_reports_code_and_address(kind, code):
+    """A write to a read-only page (SEGV_ACCERR) and a read of an unmapped page (SEGV_MAPERR):
+    Go prints the signal's code and the exact fault address (page offset 0x123 / 0x045), as
+    natively. Addresses differ between runs (ASLR), so they are compared below the page."""
+    native = run_native(go119("memfault"), kind)
+    emu = run_goemu(go119("memfault"), kind)
+    assert exit_status(emu) == exit_status(native) == 2
+
+    def shape(err: bytes) -> list[bytes]:
+        lines = err.splitlines()[:3]
+        return [re.sub(rb"0x[0-9a-f]*?([0-9a-f]{3})\b", rb"0x...\1", ln) for ln in lines]
+    assert shape(emu.stderr) == shape(native.stderr)
+    assert code in emu.stderr.splitlines()[2]

@@ -13,7 +13,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from ..cpu import ARG_REGS, RAX
+from ..cpu import RAX
 from ..errno import ENOSYS, LinuxError
 from .table import BY_NAME, NUMBERS
 
@@ -65,8 +65,8 @@ for _family in FAMILIES:
 
 def dispatch(k: "Kernel", t: "Thread") -> None:
     """Called from the syscall hook with t's registers live in the CPU."""
-    uc = k.uc
-    nr = uc.reg_read(RAX)
+    regs = k.regs
+    nr, *allargs = regs.syscall()
     t.syscalls += 1
     h = HANDLERS.get(nr)
     if h is None:
@@ -74,10 +74,10 @@ def dispatch(k: "Kernel", t: "Thread") -> None:
         result = -ENOSYS
         if k.strace is not None:
             k.strace.unknown(t, NUMBERS.get(nr, f"syscall_{nr}"), result)
-        uc.reg_write(RAX, result & 0xFFFFFFFFFFFFFFFF)
+        regs.write(RAX, result)
         k.clock.syscall_done()
         return
-    args = [uc.reg_read(r) for r in ARG_REGS[:len(h.args)]]
+    args = allargs[:len(h.args)]
     try:
         result = h.fn(k, t, *args)
     except LinuxError as e:
@@ -92,7 +92,7 @@ def dispatch(k: "Kernel", t: "Thread") -> None:
         k.strace.call(t, h, args, result)
     if result is NORESULT:
         return
-    uc.reg_write(RAX, result & 0xFFFFFFFFFFFFFFFF)
+    regs.write(RAX, result)
 
 
 def handler_by_nr(nr: int) -> Handler | None:

@@ -12,8 +12,10 @@ from . import PARTIAL, syscall
 @syscall("mmap", "ptr", "size", "prot", "mapflags", "fd", "hex", ret="hex", level=PARTIAL,
          note="MAP_SHARED file mappings are private copies (writes are not written back)")
 def mmap(k, t, addr, length, prot, flags, fd, offset):
-    if length == 0 or length > TASK_SIZE:
+    if length == 0:
         raise LinuxError(EINVAL)
+    if length > TASK_SIZE:
+        raise LinuxError(ENOMEM)    # Linux: longer than the address space (not EINVAL)
     if offset & (PAGE - 1):
         raise LinuxError(EINVAL)
     if not flags & (MAP_SHARED | MAP_PRIVATE):
@@ -55,11 +57,19 @@ def mprotect(k, t, addr, length, prot):
     return 0
 
 
+MADV_DONTNEED, MADV_FREE = 4, 8
+
+
 @syscall("madvise", "ptr", "size", "int", level=PARTIAL,
-         note="advice only: MADV_DONTNEED does not zero pages (Go 1.14 never relies on it)")
+         note="MADV_DONTNEED zeroes and MADV_FREE releases the host pages; other advice is accepted")
 def madvise(k, t, addr, length, advice):
     if addr & (PAGE - 1):
         raise LinuxError(EINVAL)
+    if advice in (MADV_DONTNEED, MADV_FREE) and length:
+        end = addr + page_up(length)
+        if end > TASK_SIZE or not k.mem.covers(addr, end):
+            raise LinuxError(ENOMEM)      # Linux: part of the range is not mapped
+        k.mem.discard(addr, length, zero=advice == MADV_DONTNEED)
     return 0
 
 
