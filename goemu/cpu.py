@@ -7,6 +7,7 @@ XGETBV reports no YMM state, so Go never picks an AVX code path (go114-abi.md §
 from __future__ import annotations
 
 import ctypes
+import struct
 
 from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
 from unicorn import x86_const as X
@@ -104,3 +105,35 @@ class Gpr:
         """[RAX, RDI, RSI, RDX, R10, R8, R9] in one call."""
         self._batch(self._uch, self._ids, self._ptrs, self._n)
         return self._vals[:]
+
+
+_FXSAVE_HDR = struct.Struct("<HHBBHQQII")   # fcw, fsw, abridged ftw, -, fop, fip, fdp, mxcsr, mask
+FXSAVE_SIZE = 512
+_XMM = [getattr(X, f"UC_X86_REG_XMM{i}") for i in range(16)]
+_FP = [getattr(X, f"UC_X86_REG_FP{i}") for i in range(8)]
+
+
+def fxsave(uc: Uc) -> bytes:
+    """The FPU/SSE state in FXSAVE layout: what Linux puts at uc_mcontext.fpstate in a signal
+    frame (a CPU without XSAVE state beyond SSE, as goemu's advertises)."""
+    tag = uc.reg_read(X.UC_X86_REG_FPTAG)
+    abridged = sum(1 << i for i in range(8) if (tag >> (2 * i)) & 3 != 3)
+    out = bytearray(FXSAVE_SIZE)
+    _FXSAVE_HDR.pack_into(out, 0, uc.reg_read(X.UC_X86_REG_FPCW), uc.reg_read(X.UC_X86_REG_FPSW),
+                          abridged, 0, 0, 0, 0, uc.reg_read(X.UC_X86_REG_MXCSR), 0xFFFF)
+    for i, reg in enumerate(_FP):
+        mantissa, exponent = uc.reg_read(reg)
+        struct.pack_into("<QH", out, 32 + 16 * i, mantissa, exponent)
+    for i, reg in enumerate(_XMM):
+        out[160 + 16 * i:176 + 16 * i] = uc.reg_read(reg).to_bytes(16, "little")
+    return bytes(out)
+
+
+def fxrstor_sse(uc: Uc, data: bytes) -> None:
+    """Load MXCSR, the x87 control word and XMM0-15 from an FXSAVE image (a signal handler may
+    have changed them in the frame; sigreturn honours that, as Linux does)."""
+    fcw, _fsw, _ftw, _r, _fop, _fip, _fdp, mxcsr, _mask = _FXSAVE_HDR.unpack_from(data)
+    uc.reg_write(X.UC_X86_REG_FPCW, fcw)
+    uc.reg_write(X.UC_X86_REG_MXCSR, mxcsr & 0xFFFF)
+    for i, reg in enumerate(_XMM):
+        uc.reg_write(reg, int.from_bytes(data[160 + 16 * i:176 + 16 * i], "little"))

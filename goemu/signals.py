@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
 
-from .cpu import EFLAGS, RAX, RIP, RSP, SIGCONTEXT_REGS
+from .cpu import EFLAGS, FXSAVE_SIZE, RAX, RIP, RSP, SIGCONTEXT_REGS, fxrstor_sse, fxsave
 from .errno import LinuxError
 from .thread import Thread
 
@@ -66,6 +66,7 @@ _SIGACTION = struct.Struct("<QQQQ")   # handler, flags, restorer, mask (kernel l
 _STACK_T = struct.Struct("<QiiQ")     # ss_sp, ss_flags, pad, ss_size (24 bytes)
 FRAME_SIZE = 440                      # pretcode + ucontext + siginfo
 UC_OFF, MCTX_OFF, SIGMASK_OFF, INFO_OFF = 8, 48, 304, 312
+FPSTATE_OFF = MCTX_OFF + 184          # uc_mcontext.fpstate: the FXSAVE image above the frame
 
 
 @dataclass
@@ -207,17 +208,20 @@ def setup_frame(k: "Kernel", t: Thread, sig: int, act: SigAction, info: bytes) -
         sp = ss_sp + ss_size
     else:
         sp = rsp - 128        # skip the red zone
-    frame = ((sp - FRAME_SIZE) & ~15) - 8
+    # as Linux's get_sigframe: the FPU state (64-byte aligned) on top, the frame below it
+    fpstate = (sp - FXSAVE_SIZE) & ~63
+    frame = ((fpstate - FRAME_SIZE) & ~15) - 8
     uc_stack_flags = SS_DISABLE if ss_flags & SS_DISABLE else (SS_ONSTACK if onstack_now else 0)
     sigcontext = struct.pack("<17Q", *regs)
     sigcontext += struct.pack("<QHHHHQQQQQ", eflags, 0x33, 0, 0, 0x2B,
-                              k.fault_err, k.fault_trapno, t.sigmask, k.fault_cr2, 0)
+                              k.fault_err, k.fault_trapno, t.sigmask, k.fault_cr2, fpstate)
     sigcontext = sigcontext.ljust(256, b"\0")
     ucontext = struct.pack("<QQ", 6, 0) + pack_stack_t(ss_sp, uc_stack_flags, ss_size) + sigcontext
     ucontext += struct.pack("<Q", t.sigmask)
     data = struct.pack("<Q", act.restorer) + ucontext + info
     assert len(data) == FRAME_SIZE
     try:
+        mem.write(fpstate, fxsave(uc))
         mem.write(frame, data)
     except LinuxError:
         # No room for a frame: Linux kills the thread group with SIGSEGV.
@@ -251,6 +255,13 @@ def sigreturn(k: "Kernel", t: Thread) -> None:
     saved = t.sig_saved.pop(frame, None)
     if saved is not None:
         uc.context_restore(saved)     # SSE/x87/MXCSR (and everything else, overwritten below)
+    fpstate = struct.unpack_from("<Q", data, FPSTATE_OFF)[0]
+    if fpstate:
+        try:
+            fxrstor_sse(uc, mem.read(fpstate, FXSAVE_SIZE))   # what the handler left there
+        except LinuxError:
+            k.terminate_by_signal(11)
+            return
     regs = struct.unpack_from("<17Q", data, MCTX_OFF)
     for reg, value in zip(SIGCONTEXT_REGS, regs):
         uc.reg_write(reg, value)
