@@ -201,6 +201,8 @@ def fork_exec(path: bytes, argv: list[bytes], envp: list[bytes], cwd: bytes | No
             os.execve(path, argv, dict(_split_env(envp)))
         except OSError as e:
             os.write(w, struct.pack("<i", e.errno or host_errno.ENOEXEC))
+        except Exception:   # e.g. an id Python will not convert: report, never a traceback
+            os.write(w, struct.pack("<i", host_errno.EINVAL))
         finally:
             os._exit(127)
     os.close(w)

@@ -104,10 +104,8 @@ def _set_creds(k, t, host_call, change) -> int:
     """Main process: the host's own call. vfork child: Linux's rules on its recorded creds."""
     proc = _child(t)
     if proc is None:
-        try:
-            host_call()
-        except OSError as e:
-            raise from_oserror(e) from None
+        if host_call() != 0:
+            raise LinuxError(ctypes.get_errno())
         return 0
     old = _creds(t)
     new = Creds(old.ruid, old.euid, old.suid, old.rgid, old.egid, old.sgid, old.groups, old.groups_set)
@@ -122,6 +120,15 @@ def _capable(old: Creds, bit: int) -> bool:
 
 def _id(v: int) -> int:
     return v & 0xFFFFFFFF
+
+
+# glibc's set*id wrappers change every host thread, as the kernel's calls change the process
+_idlibc = ctypes.CDLL(None, use_errno=True)
+
+
+def _host(name: str, *ids: int):
+    fn = getattr(_idlibc, name)
+    return lambda: fn(*(ctypes.c_uint32(v) for v in ids))
 
 
 @syscall("getpid")
@@ -244,7 +251,7 @@ def setuid(k, t, uid):
     uid = _id(uid)
     if uid == NO_ID:
         raise LinuxError(EINVAL)
-    return _set_creds(k, t, lambda: os.setuid(uid), _setxid("u")(uid))
+    return _set_creds(k, t, _host("setuid", uid), _setxid("u")(uid))
 
 
 @syscall("setgid", "int")
@@ -252,31 +259,31 @@ def setgid(k, t, gid):
     gid = _id(gid)
     if gid == NO_ID:
         raise LinuxError(EINVAL)
-    return _set_creds(k, t, lambda: os.setgid(gid), _setxid("g")(gid))
+    return _set_creds(k, t, _host("setgid", gid), _setxid("g")(gid))
 
 
 @syscall("setreuid", "int", "int")
 def setreuid(k, t, ruid, euid):
     ruid, euid = _id(ruid), _id(euid)
-    return _set_creds(k, t, lambda: os.setreuid(_i32(ruid), _i32(euid)), _setrexid("u", ruid, euid))
+    return _set_creds(k, t, _host("setreuid", ruid, euid), _setrexid("u", ruid, euid))
 
 
 @syscall("setregid", "int", "int")
 def setregid(k, t, rgid, egid):
     rgid, egid = _id(rgid), _id(egid)
-    return _set_creds(k, t, lambda: os.setregid(_i32(rgid), _i32(egid)), _setrexid("g", rgid, egid))
+    return _set_creds(k, t, _host("setregid", rgid, egid), _setrexid("g", rgid, egid))
 
 
 @syscall("setresuid", "int", "int", "int")
 def setresuid(k, t, ruid, euid, suid):
     ids = _id(ruid), _id(euid), _id(suid)
-    return _set_creds(k, t, lambda: os.setresuid(*map(_i32, ids)), _setresxid("u", *ids))
+    return _set_creds(k, t, _host("setresuid", *ids), _setresxid("u", *ids))
 
 
 @syscall("setresgid", "int", "int", "int")
 def setresgid(k, t, rgid, egid, sgid):
     ids = _id(rgid), _id(egid), _id(sgid)
-    return _set_creds(k, t, lambda: os.setresgid(*map(_i32, ids)), _setresxid("g", *ids))
+    return _set_creds(k, t, _host("setresgid", *ids), _setresxid("g", *ids))
 
 
 @syscall("setgroups", "int", "ptr")
@@ -287,10 +294,15 @@ def setgroups(k, t, size, lst):
     if size < 0 or size > NGROUPS_MAX:
         raise LinuxError(EINVAL)
     groups = struct.unpack(f"<{size}I", k.mem.read(lst, 4 * size)) if size else ()
+    if NO_ID in groups:
+        raise LinuxError(EINVAL)
 
     def change(old: Creds, new: Creds) -> None:
         new.groups, new.groups_set = tuple(groups), True
-    return _set_creds(k, t, lambda: os.setgroups(list(groups)), change)
+
+    def host_call() -> int:
+        return _idlibc.setgroups(ctypes.c_size_t(size), (ctypes.c_uint32 * max(size, 1))(*groups))
+    return _set_creds(k, t, host_call, change)
 
 
 # ---- sessions and process groups ------------------------------------------------------------------
@@ -319,7 +331,7 @@ def _target(k, t, pid: int):
     vfork child before execve, ("host", Child) for a child that is a host process."""
     pid = _i32(pid)
     if pid < 0:
-        raise LinuxError(EINVAL)
+        raise LinuxError(ESRCH)
     if pid == 0 or (t.proc is not None and pid == t.proc.pid):
         return "self", _child(t)
     c = getattr(k, "children", {}).get(pid)
@@ -386,7 +398,9 @@ def getpgid(k, t, pid):
 @syscall("setpgid", "int", "int", level=PARTIAL,
          note="children: their host processes' groups; the guest itself stays its own group")
 def setpgid(k, t, pid, pgid):
-    pgid = _i32(pgid)
+    pid, pgid = _i32(pid), _i32(pgid)
+    if pgid == 0:
+        pgid = pid   # Linux's order: 0 means the target's own pid, then pgid < 0 is EINVAL
     if pgid < 0:
         raise LinuxError(EINVAL)
     kind, obj = _target(k, t, pid)

@@ -232,7 +232,7 @@ PTRACE_PEEKTEXT, PTRACE_PEEKDATA, PTRACE_PEEKUSER = 1, 2, 3
 PTRACE_POKETEXT, PTRACE_POKEDATA, PTRACE_POKEUSER = 4, 5, 6
 PTRACE_CONT, PTRACE_KILL, PTRACE_SINGLESTEP = 7, 8, 9
 PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_GETFPREGS, PTRACE_SETFPREGS = 12, 13, 14, 15
-PTRACE_DETACH, PTRACE_SYSCALL = 17, 24
+PTRACE_ATTACH, PTRACE_DETACH, PTRACE_SYSCALL, PTRACE_SEIZE = 16, 17, 24, 0x4206
 PTRACE_SETOPTIONS, PTRACE_GETEVENTMSG = 0x4200, 0x4201
 USER_REGS_SIZE, USER_FPREGS_SIZE = 27 * 8, 512
 _PLAIN = (PTRACE_POKETEXT, PTRACE_POKEDATA, PTRACE_POKEUSER, PTRACE_CONT, PTRACE_KILL,
@@ -257,6 +257,8 @@ def ptrace(k, t, request, pid, addr, data):
             raise LinuxError(EPERM)
         proc.traceme = True
         return 0
+    if request in (PTRACE_ATTACH, PTRACE_SEIZE):
+        raise LinuxError(EPERM)
     pid = pid - (1 << 32) if pid & 0x80000000 else pid & 0xFFFFFFFF
     child = k.children.get(pid)
     if child is None or child.reaped or not child.traced or not child.host_pid or child.status is not None:

@@ -20,7 +20,7 @@ import os
 import struct
 
 from .. import hostio
-from ..errno import EAGAIN, EBADF, EINVAL, EPIPE, LinuxError, from_oserror
+from ..errno import EAGAIN, EBADF, EINVAL, EPIPE, ESPIPE, LinuxError, from_oserror
 from ..thread import Restart, Wait
 from . import BLOCK, syscall
 
@@ -29,6 +29,7 @@ SPLICE_F_ALL = 0xF
 MAX_RW_COUNT = 0x7FFFF000
 UIO_MAXIOV = 1024
 NR_SPLICE, NR_TEE, NR_VMSPLICE = 275, 276, 278
+F_GETPIPE_SZ = 1032
 
 _libc = hostio._libc
 _splice = _libc.splice
@@ -69,8 +70,11 @@ def _nonblocking(*entries):
         for e in entries:
             if _kind(e) in ("socket", "tty", "dev") and e.host not in switched \
                     and not hostio.is_nonblocking(e.host):
-                fl = fcntl.fcntl(e.host, fcntl.F_GETFL)
-                fcntl.fcntl(e.host, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+                try:
+                    fl = fcntl.fcntl(e.host, fcntl.F_GETFL)
+                    fcntl.fcntl(e.host, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+                except OSError:
+                    continue   # the call itself will report what is wrong with this fd
                 switched.append(e.host)
         yield
     finally:
@@ -132,6 +136,13 @@ def _host_result(k, t, r: int) -> int:
     raise LinuxError(err)
 
 
+def _accmode(entry) -> int:
+    try:
+        return fcntl.fcntl(entry.host, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError as e:
+        raise from_oserror(e) from None
+
+
 def _read_off(k, p: int):
     if not p:
         return None
@@ -146,7 +157,12 @@ def splice(k, t, fd_in, off_in_p, fd_out, off_out_p, length, flags):
     if flags & ~SPLICE_F_ALL:
         raise LinuxError(EINVAL)
     ein, eout = k.fds.get(_i32(fd_in)), k.fds.get(_i32(fd_out))
-    off_in, off_out = _read_off(k, off_in_p), _read_off(k, off_out_p)
+    # Linux's order: access modes, offsets on pipes, then the offsets themselves
+    if _accmode(ein) == os.O_WRONLY or _accmode(eout) == os.O_RDONLY:
+        raise LinuxError(EBADF)
+    if (off_in_p and _kind(ein) == "pipe") or (off_out_p and _kind(eout) == "pipe"):
+        raise LinuxError(ESPIPE)
+    off_out, off_in = _read_off(k, off_out_p), _read_off(k, off_in_p)
     length = min(length, MAX_RW_COUNT)
 
     def op() -> int:
@@ -195,16 +211,29 @@ def vmsplice(k, t, fd, iov, nr_segs, flags):
         acc = fcntl.fcntl(entry.host, fcntl.F_GETFL) & os.O_ACCMODE
     except OSError as e:
         raise from_oserror(e) from None
-    if _kind(entry) != "pipe" or acc not in (os.O_RDONLY, os.O_WRONLY):
+    if acc not in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):
         raise LinuxError(EBADF)
     vecs = [struct.unpack("<QQ", k.mem.read(iov + 16 * i, 16)) for i in range(nr_segs)]
+    if _kind(entry) != "pipe":
+        raise LinuxError(EBADF)
+    try:   # a pipe never moves more than it holds: copy no more than that
+        room = fcntl.fcntl(entry.host, F_GETPIPE_SZ)
+    except OSError:
+        room = 1 << 20
     total = 0
     for _, n in vecs:
         total += n
         if n >> 63 or total > MAX_RW_COUNT:
             raise LinuxError(EINVAL)
-    if acc == os.O_WRONLY:
-        data = b"".join(k.mem.read(b, n) for b, n in vecs if n)
+    if acc != os.O_RDONLY:   # opened for writing (a FIFO may be O_RDWR): into the pipe
+        parts, want = [], room
+        for b, n in vecs:
+            if want <= 0:
+                break
+            if n:
+                parts.append(k.mem.read(b, min(n, want)))
+                want -= min(n, want)
+        data = b"".join(parts)
         if not data:
             return 0
 
@@ -227,7 +256,7 @@ def vmsplice(k, t, fd, iov, nr_segs, flags):
     def read_op() -> int:
         with _nonblocking_pipe(entry.host):
             try:
-                data = os.read(entry.host, total)
+                data = os.read(entry.host, min(total, room))
             except BlockingIOError:
                 raise LinuxError(EAGAIN) from None
             except OSError as e:
