@@ -79,7 +79,8 @@ def execve(k, t, path_p, argv_p, envp_p):
     if proc.cwd is not None and not path.startswith(b"/"):
         path = os.path.join(proc.cwd, path)
     argv = argv or [path]
-    if k.opts.follow_exec and _runs_under_goemu(path):
+    # a tracer (SysProcAttr.Ptrace) must see the real program, not goemu running it
+    if k.opts.follow_exec and not proc.traceme and _runs_under_goemu(path):
         path, argv, envp = _goemu_command(k, path, argv, envp, sorted(fd_map))
     host_pid = fork_exec(path, argv, envp, proc.cwd, fd_map, t.sigmask, ignored, proc)
     record = k.children[proc.pid]
