@@ -447,7 +447,9 @@ def test_proc_self_files(k):
     assert os.fstat(k.fds.host(again)).st_ino == os.stat(k.exe_path).st_ino
     maps = read_all(k, open_file(k, "/proc/self/maps", O_RDONLY)).decode()
     assert f"{SCRATCH:08x}-{SCRATCH + SCRATCH_SIZE:08x} rw-p 00000000 00:00 0" in maps
-    assert sc(k, "openat", AT_FDCWD, k.s("/proc/self/status"), O_RDONLY, 0) == -ENOENT
+    status = read_all(k, open_file(k, "/proc/self/status", O_RDONLY)).decode()
+    assert f"\nTgid:\t{k.pid}\n" in status and "\nThreads:\t2\n" in status
+    assert sc(k, "openat", AT_FDCWD, k.s("/proc/self/mem"), O_RDONLY, 0) == -ENOENT
     assert sc(k, "openat", AT_FDCWD, k.s("/proc/self/auxv"), O_WRONLY, 0) == -13
     assert read_all(k, open_file(k, "/proc/self/mountinfo", O_RDONLY))        # passed through
 

@@ -13,7 +13,7 @@ from ..errno import EINVAL, ENOENT, LinuxError
 from . import PARTIAL, syscall
 from .fsbase import (AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, dirstream, fdarg,
                      host_call, libc, libc_check)
-from .paths import host_dirfd, path_arg, raw_dirfd
+from .paths import dir_entry, modify_target, path_arg, raw_dirfd
 
 # linux_dirent64 header: d_ino, d_off, d_reclen, d_type; the name follows.
 DIRENT64 = struct.Struct("<QqHB")
@@ -53,11 +53,11 @@ def _unlink(k, dirfd: int, path: bytes, flags: int) -> int:
     flags &= 0xFFFFFFFF
     if flags & ~AT_REMOVEDIR:
         raise LinuxError(EINVAL)
-    dfd = host_dirfd(k, dirfd, path)
+    dfd, hp = modify_target(k, dirfd, path)
     if flags & AT_REMOVEDIR:
-        host_call(lambda: os.rmdir(path, dir_fd=dfd))
+        host_call(lambda: os.rmdir(hp, dir_fd=dfd))
     else:
-        host_call(lambda: os.unlink(path, dir_fd=dfd))
+        host_call(lambda: os.unlink(hp, dir_fd=dfd))
     return 0
 
 
@@ -77,8 +77,8 @@ def rmdir(k, t, path):
 
 
 def _mkdir(k, dirfd: int, path: bytes, mode: int) -> int:
-    dfd = host_dirfd(k, dirfd, path)
-    host_call(lambda: os.mkdir(path, mode & 0o7777, dir_fd=dfd))
+    dfd, hp = modify_target(k, dirfd, path)
+    host_call(lambda: os.mkdir(hp, mode & 0o7777, dir_fd=dfd))
     return 0
 
 
@@ -93,15 +93,15 @@ def mkdir(k, t, path, mode):
 
 
 def _rename(k, olddirfd, oldpath: bytes, newdirfd, newpath: bytes, flags: int = 0) -> int:
+    sdfd, oldpath = modify_target(k, olddirfd, oldpath)
+    ddfd, newpath = modify_target(k, newdirfd, newpath)
     if flags:
         # RENAME_NOREPLACE / EXCHANGE / WHITEOUT: the host's renameat2 decides (EINVAL where unsupported)
         fn = getattr(libc, "renameat2", None)
         if fn is None:
             raise LinuxError(EINVAL)
-        libc_check(fn(raw_dirfd(k, olddirfd), oldpath, raw_dirfd(k, newdirfd), newpath,
-                       ctypes.c_uint(flags)))
+        libc_check(fn(raw_dirfd(sdfd), oldpath, raw_dirfd(ddfd), newpath, ctypes.c_uint(flags)))
         return 0
-    sdfd, ddfd = host_dirfd(k, olddirfd, oldpath), host_dirfd(k, newdirfd, newpath)
     host_call(lambda: os.rename(oldpath, newpath, src_dir_fd=sdfd, dst_dir_fd=ddfd))
     return 0
 
@@ -122,8 +122,8 @@ def rename(k, t, oldpath, newpath):
 
 
 def _symlink(k, target: bytes, dirfd: int, linkpath: bytes) -> int:
-    dfd = host_dirfd(k, dirfd, linkpath)
-    host_call(lambda: os.symlink(target, linkpath, dir_fd=dfd))
+    dfd, hp = modify_target(k, dirfd, linkpath)
+    host_call(lambda: os.symlink(target, hp, dir_fd=dfd))
     return 0
 
 
@@ -141,8 +141,13 @@ def _link(k, olddirfd, oldpath: bytes, newdirfd, newpath: bytes, flags: int) -> 
     flags &= 0xFFFFFFFF
     if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
         raise LinuxError(EINVAL)
-    libc_check(libc.linkat(raw_dirfd(k, olddirfd), oldpath, raw_dirfd(k, newdirfd), newpath,
-                             ctypes.c_int(flags)))
+    if oldpath:
+        sdfd, oldpath = modify_target(k, olddirfd, oldpath, follow=bool(flags & AT_SYMLINK_FOLLOW))
+    else:                                   # AT_EMPTY_PATH: the dirfd itself
+        entry = dir_entry(k, olddirfd)
+        sdfd = entry.host if entry is not None else None
+    ddfd, newpath = modify_target(k, newdirfd, newpath)
+    libc_check(libc.linkat(raw_dirfd(sdfd), oldpath, raw_dirfd(ddfd), newpath, ctypes.c_int(flags)))
     return 0
 
 
@@ -157,4 +162,5 @@ def linkat(k, t, olddirfd, oldpath, newdirfd, newpath, flags):
 @syscall("link", "str", "str")
 def link(k, t, oldpath, newpath):
     return _link(k, AT_FDCWD, path_arg(k, oldpath), AT_FDCWD, path_arg(k, newpath), 0)
+
 

@@ -2,9 +2,9 @@
 decoding, host errors as guest errnos, guest buffers, and the directory-stream state.
 
 The file-system family is layered, each module importing only the ones above it:
-``fsbase`` -> ``procfs`` (the guest's /proc) -> ``paths`` (path resolution, open, links, cwd)
--> ``fs`` (read/write, descriptors), ``dirs`` (directories, names), ``meta`` (stat and
-metadata).
+``fsbase`` -> ``procfs`` (the guest's /proc tree) -> ``proctext`` (its files' text) -> ``paths``
+(path resolution, open, links, cwd) -> ``fs`` (read/write, descriptors), ``dirs`` (directories,
+names), ``meta`` (stat and metadata).
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from ..errno import EFAULT, EINVAL, ENOENT, LinuxError
 from . import PARTIAL, syscall
 from .fsbase import (AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE,
                      AT_SYMLINK_NOFOLLOW, fdarg, host_call, i32, i64, idarg, libc, libc_check)
-from .paths import host_dirfd, host_path, path_arg, raw_dirfd
+from .paths import dir_entry, host_target, modify_target, path_arg, raw_dirfd
 
 STATX_BASIC_STATS = 0x7FF
 STATX__RESERVED = 0x80000000
@@ -31,6 +31,15 @@ STATX = struct.Struct("<IIQIIIHHQQQQ" + "qIi" * 4 + "IIIIQII96x")
 # struct statfs (x86-64): type, bsize, blocks, bfree, bavail, files, ffree, fsid[2],
 # namelen, frsize, flags, spare[4].
 STATFS = struct.Struct("<qqQQQQQiiqqq32x")
+
+def _libc_at(k, dirfd: int, path: bytes, follow: bool, modify: bool = False) -> tuple[int, bytes]:
+    """(host dirfd or AT_FDCWD, host path) for libc *at calls; an empty path is the dirfd."""
+    if not path:
+        entry = dir_entry(k, dirfd)
+        return raw_dirfd(entry.host if entry is not None else None), path
+    dfd, hp = (modify_target if modify else host_target)(k, dirfd, path, follow)
+    return raw_dirfd(dfd), hp
+
 
 # ---- stat family -------------------------------------------------------------------------------
 def _split_ns(ns: int) -> tuple[int, int]:
@@ -62,8 +71,7 @@ def _stat_at(k, dirfd: int, path: bytes, flags: int) -> os.stat_result:
         host = k.fds.host(fdarg(d))
         return host_call(lambda: os.fstat(host))
     follow = not flags & AT_SYMLINK_NOFOLLOW
-    hp = host_path(k, path, follow)
-    dfd = host_dirfd(k, dirfd, hp)
+    dfd, hp = host_target(k, dirfd, path, follow)
     return host_call(lambda: os.stat(hp, dir_fd=dfd, follow_symlinks=follow))
 
 
@@ -122,7 +130,7 @@ def _statfs_host(fn, target) -> bytes:
 
 @syscall("statfs", "str", "ptr")
 def statfs(k, t, path, buf):
-    hp = host_path(k, path_arg(k, path))
+    _, hp = host_target(k, AT_FDCWD, path_arg(k, path))
     k.mem.write(buf, _statfs_host(libc.statfs, hp))
     return 0
 
@@ -144,8 +152,8 @@ def fchmod(k, t, fd, mode):
 
 
 def _chmod(k, dirfd, path: bytes, mode: int) -> int:
-    dfd = host_dirfd(k, dirfd, path)
-    host_call(lambda: os.chmod(path, mode & 0o7777, dir_fd=dfd))
+    dfd, hp = modify_target(k, dirfd, path, follow=True)
+    host_call(lambda: os.chmod(hp, mode & 0o7777, dir_fd=dfd))
     return 0
 
 
@@ -180,9 +188,9 @@ def _chown(k, dirfd, path: bytes, uid: int, gid: int, flags: int) -> int:
             host = k.fds.host(fdarg(d))
             host_call(lambda: os.fchown(host, idarg(uid), idarg(gid)))
         return 0
-    dfd = host_dirfd(k, dirfd, path)
     follow = not flags & AT_SYMLINK_NOFOLLOW
-    host_call(lambda: os.chown(path, idarg(uid), idarg(gid), dir_fd=dfd, follow_symlinks=follow))
+    dfd, hp = modify_target(k, dirfd, path, follow)
+    host_call(lambda: os.chown(hp, idarg(uid), idarg(gid), dir_fd=dfd, follow_symlinks=follow))
     return 0
 
 
@@ -217,7 +225,8 @@ def truncate(k, t, path, length):
     length = i64(length)
     if length < 0:
         raise LinuxError(EINVAL)
-    host_call(lambda: os.truncate(p, length))
+    _, hp = modify_target(k, AT_FDCWD, p, follow=True)
+    host_call(lambda: os.truncate(hp, length))
     return 0
 
 
@@ -239,8 +248,7 @@ def utimensat(k, t, dirfd, path, times, flags):
         libc_check(libc.futimens(ctypes.c_int(host), ts))
         return 0
     p = k.mem.read_cstr(path)
-    hp = host_path(k, p, follow=not flags & AT_SYMLINK_NOFOLLOW) if p else p
-    d = AT_FDCWD if hp.startswith(b"/") else raw_dirfd(k, dirfd)
+    d, hp = _libc_at(k, dirfd, p, not flags & AT_SYMLINK_NOFOLLOW, modify=True)
     libc_check(libc.utimensat(ctypes.c_int(d), hp, ts, ctypes.c_int(flags)))
     return 0
 
@@ -251,8 +259,7 @@ def _access(k, dirfd, path: bytes, mode: int, flags: int) -> int:
         raise LinuxError(EINVAL)
     if not path and not flags & AT_EMPTY_PATH:
         raise LinuxError(ENOENT)
-    hp = host_path(k, path, follow=not flags & AT_SYMLINK_NOFOLLOW) if path else path
-    d = AT_FDCWD if hp.startswith(b"/") else raw_dirfd(k, dirfd)
+    d, hp = _libc_at(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW)
     libc_check(libc.faccessat(ctypes.c_int(d), hp, ctypes.c_int(mode), ctypes.c_int(flags)))
     return 0
 

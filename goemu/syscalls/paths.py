@@ -1,21 +1,26 @@
 """Paths: path arguments and dirfds, open/close, readlink, the working directory.
 
-A path means to the guest what it means on the host (guest and host fds are the same files),
-except under ``/proc/self``, which ``procfs`` makes the guest's.
+A path means to the guest what it means on the host (guest fds are host fds), except where it
+lands in /proc (or /dev/fd, /dev/std*): ``resolve`` works out the guest's absolute path (from
+the cwd or the dirfd when relative) and hands those to ``procfs``, so /proc/self is the guest's
+whether reached as "/proc/self/status", as "self/status" from a cwd of /proc or as "status"
+from a dirfd of /proc/self. Limits: "." and ".." are taken lexically there, and a symlink of
+the guest's own that points into /proc is followed by the host.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from .. import hostio
-from ..errno import EACCES, EBADF, EINVAL, ENOENT, ENOTDIR, ERANGE, LinuxError
+from ..errno import EACCES, EBADF, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, EPERM, ERANGE, LinuxError
 from ..fdtable import Fd, memfd_with
-from . import PARTIAL, procfs, syscall
+from . import PARTIAL, procfs, proctext, syscall
 from .fsbase import (AT_FDCWD, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_RDONLY,
-                     O_TRUNC, fdarg, host_call, i32)
+                     O_TRUNC, O_WRONLY, fdarg, host_call, i32)
 
-host_path = procfs.host_path
-_kind = hostio.fd_kind
+_DEV_ALIASES = {b"/dev/stdin": b"/proc/self/fd/0", b"/dev/stdout": b"/proc/self/fd/1",
+                b"/dev/stderr": b"/proc/self/fd/2", b"/dev/fd": b"/proc/self/fd"}
 
 
 # ---- path arguments ------------------------------------------------------------------------
@@ -27,69 +32,151 @@ def path_arg(k, addr: int) -> bytes:
     return p
 
 
-def host_dirfd(k, dirfd: int, path: bytes) -> int | None:
-    """The host dir_fd for an *at call: None for AT_FDCWD, and for absolute paths (Linux
-    ignores dirfd then, even an invalid one)."""
+def dir_entry(k, dirfd: int) -> Fd | None:
+    """The dirfd's table entry (None for AT_FDCWD)."""
+    d = i32(dirfd)
+    if d == AT_FDCWD:
+        return None
+    if d < 0:
+        raise LinuxError(EBADF)
+    return k.fds.get(d)
+
+
+@dataclass
+class Target:
+    """Where a guest path leads: a host path (relative to the host dir fd `dfd`, or to the cwd
+    when None), or one of the guest's virtual /proc entries."""
+    path: bytes
+    dfd: int | None = None
+    node: procfs.Node | None = None
+
+
+def _base(k, entry: Fd | None) -> bytes | None:
+    """The guest's absolute path of a relative path's starting directory, where it matters
+    (in /proc); None where the host resolves relative paths correctly by itself."""
+    if entry is None:
+        if k.proc is not k.main_proc and k.proc.cwd:
+            return k.proc.cwd
+        return getattr(k, "proc_cwd", None) or procfs.guest_path_of_host(k, os.getcwdb())
+    if isinstance(entry.obj, procfs.ProcDir):
+        return entry.obj.path
+    if entry.kind != "dir":
+        return None
+    try:
+        return procfs.guest_path_of_host(k, os.readlink(b"/proc/self/fd/%d" % entry.host))
+    except OSError:
+        return None
+
+
+def _in_proc(p: bytes) -> bool:
+    """In /proc or /dev (where /dev/fd and /dev/std* lead to /proc/self/fd)."""
+    return p in (b"/proc", b"/dev") or p.startswith(b"/proc/") or p.startswith(b"/dev/")
+
+
+def resolve(k, dirfd: int, path: bytes, follow: bool = True) -> Target:
+    """What (dirfd, path) names for the guest. Absolute paths ignore dirfd (even a bad one)."""
     if path.startswith(b"/"):
-        return None
-    d = i32(dirfd)
-    if d == AT_FDCWD:
-        return None
-    if d < 0:
-        raise LinuxError(EBADF)
-    return k.fds.host(d)
+        if b"/." not in path and not path.lstrip(b"/").startswith((b"proc", b"dev")):
+            return Target(path)             # the common case, without normalizing
+        guest = path
+    else:
+        entry = dir_entry(k, dirfd)
+        base = _base(k, entry)
+        if base is None or not _in_proc(base):
+            return Target(path, entry.host if entry is not None else None)
+        guest = base + b"/" + path
+    norm = os.path.normpath(guest)
+    norm = b"/" + norm.lstrip(b"/")
+    for alias, real in _DEV_ALIASES.items():
+        if norm == alias or norm.startswith(alias + b"/"):
+            norm = real + norm[len(alias):]
+    if not norm.startswith(b"/proc/"):
+        # not the guest's /proc: the host resolves it (a relative path from a directory in /proc
+        # or /dev is given absolute)
+        return Target(path if path.startswith(b"/") else norm)
+    found = procfs.lookup(k, norm, follow)
+    if isinstance(found, procfs.Node):
+        return Target(found.path, None, found)
+    return Target(found)
 
 
-def raw_dirfd(k, dirfd: int) -> int:
-    """The host dirfd for libc *at calls (AT_FDCWD passes through)."""
-    d = i32(dirfd)
-    if d == AT_FDCWD:
-        return AT_FDCWD
-    if d < 0:
-        raise LinuxError(EBADF)
-    return k.fds.host(d)
+def host_target(k, dirfd: int, path: bytes, follow: bool = True) -> tuple[int | None, bytes]:
+    """(host dir_fd, host path) for an operation that reads metadata: a virtual /proc entry
+    stands in as a host /proc entry of the same kind."""
+    tg = resolve(k, dirfd, path, follow)
+    if tg.node is not None:
+        return None, tg.node.stand_in
+    return tg.dfd, tg.path
 
+
+def modify_target(k, dirfd: int, path: bytes, follow: bool = False) -> tuple[int | None, bytes]:
+    """(host dir_fd, host path) for an operation that changes the file system: the guest's
+    /proc entries cannot be changed (EPERM as root, EACCES otherwise, as Linux's /proc)."""
+    tg = resolve(k, dirfd, path, follow)
+    if tg.node is not None:
+        raise LinuxError(EPERM if os.geteuid() == 0 else EACCES)
+    return tg.dfd, tg.path
+
+
+def raw_dirfd(dfd: int | None) -> int:
+    """A host dir fd for libc *at calls (AT_FDCWD for None)."""
+    return AT_FDCWD if dfd is None else dfd
 
 
 # ---- open / close ------------------------------------------------------------------------
-def _open(k, dirfd: int, path: bytes, flags: int, mode: int) -> int:
-    flags &= 0xFFFFFFFF
-    cloexec = bool(flags & O_CLOEXEC)
-    rest = procfs.proc_self_rest(k, path)
-    shown = os.fsdecode(path)
-    if rest in procfs.GENERATED:
-        if flags & O_ACCMODE != O_RDONLY or flags & (O_CREAT | O_TRUNC):
-            raise LinuxError(EACCES)   # /proc/self files are read-only
-        if flags & O_DIRECTORY:
-            raise LinuxError(ENOTDIR)
-        host = host_call(lambda: memfd_with(procfs.generated(k, rest), "goemu-proc"))
-        kind = "memfd"
-        shown = f"/proc/{k.pid}/{rest.decode()}"
-    else:
-        hp = host_path(k, path, follow=not flags & O_NOFOLLOW) if rest is not None else path
-        dfd = host_dirfd(k, dirfd, hp)
-        host = host_call(lambda: os.open(hp, flags, mode & 0o7777, dir_fd=dfd))
-        try:
-            kind = _kind(host)
-        except OSError:
-            kind = "file"
+def _open_node(k, node: procfs.Node, flags: int) -> tuple[int, str, object]:
+    if node.kind == procfs.LINK:
+        raise LinuxError(ELOOP)                   # O_NOFOLLOW on a link
+    if flags & O_ACCMODE != O_RDONLY or flags & (O_CREAT | O_TRUNC):
+        raise LinuxError(EISDIR if node.kind == procfs.DIR else EACCES)
+    if node.kind == procfs.DIR:
+        host = host_call(lambda: os.open(node.stand_in, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        return host, "dir", procfs.ProcDir(node, lambda: procfs.listing(k, node))
+    if flags & O_DIRECTORY:
+        raise LinuxError(ENOTDIR)
+    return host_call(lambda: memfd_with(proctext.content(k, node), "goemu-proc")), "memfd", None
+
+
+def _install(k, host: int, cloexec: bool, shown: str, kind: str, obj=None) -> int:
     try:
-        return k.fds.install(Fd(host, cloexec, shown, kind))
+        return k.fds.install(Fd(host, cloexec, shown, kind, obj))
     except LinuxError:
         os.close(host)
         raise
 
 
+def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int):
+    flags &= 0xFFFFFFFF
+    cloexec = bool(flags & O_CLOEXEC)
+    tg = resolve(k, dirfd, path, follow=not flags & O_NOFOLLOW)
+    if tg.node is not None:
+        host, kind, obj = _open_node(k, tg.node, flags)
+        return _install(k, host, cloexec, os.fsdecode(tg.node.path), kind, obj)
+    shown = os.fsdecode(path)
+    host = host_call(lambda: os.open(tg.path, flags, mode & 0o7777, dir_fd=tg.dfd))
+    try:
+        kind = hostio.fd_kind(host)
+    except OSError:
+        kind = "file"
+    return _install(k, host, cloexec, shown, kind)
+
+
 @syscall("openat", "dirfd", "str", "openflags", "oct", ret="fd", level=PARTIAL,
-         note="/proc/self: exe, fd/N, auxv, cmdline, environ, maps, comm and namespace-wide "
-              "entries; other /proc/self entries are ENOENT")
+         note="/proc/self, /proc/<pid>/task/<tid>: status, stat, statm, cmdline, environ, auxv, "
+              "maps, comm, exe, cwd, root, fd/, fdinfo/, task/ are the guest's; mounts, cgroup, "
+              "net are the host's; other entries are ENOENT")
 def openat(k, t, dirfd, path, flags, mode):
-    return _open(k, dirfd, path_arg(k, path), flags, mode)
+    return _open(k, t, dirfd, path_arg(k, path), flags, mode)
 
 
 @syscall("open", "str", "openflags", "oct", ret="fd", level=PARTIAL, note="as openat")
 def open_(k, t, path, flags, mode):
-    return _open(k, AT_FDCWD, path_arg(k, path), flags, mode)
+    return _open(k, t, AT_FDCWD, path_arg(k, path), flags, mode)
+
+
+@syscall("creat", "str", "oct", ret="fd")
+def creat(k, t, path, mode):
+    return _open(k, t, AT_FDCWD, path_arg(k, path), O_CREAT | O_WRONLY | O_TRUNC, mode)
 
 
 @syscall("close", "fd")
@@ -98,27 +185,21 @@ def close(k, t, fd):
     return 0
 
 
-
-# ---- links and paths ----------------------------------------------------------------------------
+# ---- links -------------------------------------------------------------------------------------
 def _readlink(k, dirfd: int, path: bytes) -> bytes:
-    rest = procfs.proc_self_rest(k, path)
-    if rest == b"exe":
-        return os.fsencode(k.exe_path)
-    if rest is not None and rest.startswith(b"fd/") and b"/" not in rest[3:]:
-        entry, _ = procfs.fd_of_proc(k, rest)
-        if entry.kind == "memfd":
-            return os.fsencode(entry.path)
-        return host_call(lambda: os.readlink(b"/proc/self/fd/%d" % entry.host))
-    hp = host_path(k, path, follow=False) if rest is not None else path
-    dfd = host_dirfd(k, dirfd, hp)
-    return host_call(lambda: os.readlink(hp, dir_fd=dfd))
+    tg = resolve(k, dirfd, path, follow=False)
+    if tg.node is not None:
+        if tg.node.kind != procfs.LINK:
+            raise LinuxError(EINVAL)
+        return tg.node.target
+    return host_call(lambda: os.readlink(tg.path, dir_fd=tg.dfd))
 
 
 def _readlink_out(k, dirfd, path, buf, bufsiz) -> int:
     size = i32(bufsiz)
     if size <= 0:
         raise LinuxError(EINVAL)
-    target = _readlink(k, dirfd, k.mem.read_cstr(path))[:size]
+    target = _readlink(k, dirfd, path_arg(k, path))[:size]
     k.mem.write(buf, target)
     return len(target)
 
@@ -133,37 +214,54 @@ def readlink(k, t, path, buf, bufsiz):
     return _readlink_out(k, AT_FDCWD, path, buf, bufsiz)
 
 
-
 # ---- working directory ----------------------------------------------------------------------
 @syscall("getcwd", "obuf", "size")
 def getcwd(k, t, buf, size):
-    cwd = (k.proc.cwd or host_call(os.getcwdb)) + b"\0"
+    cwd = procfs.guest_cwd(k) + b"\0"
     if size < len(cwd):
         raise LinuxError(ERANGE)
     k.mem.write(buf, cwd)
     return len(cwd)
 
 
+def _chdir_node(k, node: procfs.Node) -> int:
+    """Into a virtual /proc directory: the guest's cwd is its path; goemu's is /proc."""
+    if node.kind != procfs.DIR:
+        raise LinuxError(ENOTDIR)
+    if k.proc is not k.main_proc:
+        k.proc.cwd = node.path
+        return 0
+    host_call(lambda: os.chdir(b"/proc"))
+    k.proc_cwd = node.path
+    return 0
+
+
 @syscall("chdir", "str")
 def chdir(k, t, path):
-    hp = host_path(k, path_arg(k, path))
+    tg = resolve(k, AT_FDCWD, path_arg(k, path))
+    if tg.node is not None:
+        return _chdir_node(k, tg.node)
+    hp = tg.path
     if k.proc is not k.main_proc:
         # a vfork child: its cwd is its own (goemu's cwd belongs to the main process)
-        full = os.path.normpath(os.path.join(k.proc.cwd or os.getcwdb(), hp))
+        full = os.path.normpath(os.path.join(procfs.guest_cwd(k), hp))
         if not os.path.isdir(full):
             raise LinuxError(ENOENT if not os.path.exists(full) else ENOTDIR)
         k.proc.cwd = full
         return 0
     host_call(lambda: os.chdir(hp))
+    k.proc_cwd = None
     return 0
 
 
 @syscall("fchdir", "fd")
 def fchdir(k, t, fd):
-    host = k.fds.host(fdarg(fd))
+    entry = k.fds.get(fdarg(fd))
+    if isinstance(entry.obj, procfs.ProcDir):
+        return _chdir_node(k, entry.obj.node)
     if k.proc is not k.main_proc:
-        k.proc.cwd = os.readlink(f"/proc/self/fd/{host}").encode()
+        k.proc.cwd = host_call(lambda: os.readlink(f"/proc/self/fd/{entry.host}").encode())
         return 0
-    host_call(lambda: os.fchdir(host))
+    host_call(lambda: os.fchdir(entry.host))
+    k.proc_cwd = None
     return 0
-

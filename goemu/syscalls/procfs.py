@@ -1,88 +1,227 @@
-"""The guest's /proc/self (and /proc/<guest pid>): the guest's, not the Python process's.
+"""The guest's /proc/<pid>: the guest process and its threads as Linux shows them, never the
+Python process. No handlers here: ``paths`` resolves every path argument through ``lookup``.
 
-``exe`` is the guest binary, ``auxv``/``cmdline``/``environ``/``maps``/``comm`` are generated
-(host memfds), ``fd/N`` names the guest's fd N; namespace-wide entries (mounts, cgroup, net, ...)
-pass through; anything else is ENOENT. No handlers here: ``paths`` resolves through it.
+``/proc/self``, ``/proc/thread-self``, ``/proc/<guest pid>`` and ``/proc/<guest tid>`` are
+virtual directories (``ProcDir`` fds, listed by goemu): ``status``, ``stat``, ``statm``,
+``cmdline``, ``environ``, ``auxv``, ``maps``, ``comm`` (text generated from the guest's tables
+when opened, held in a host memfd), the links ``exe``, ``cwd``, ``root``, ``fd/N``, the
+directories ``fd``, ``fdinfo`` (``fdinfo/N``) and ``task`` (``task/<tid>``: each guest thread,
+with its own status, stat and comm). Namespace-wide entries (mounts, mountinfo, mountstats,
+cgroup, net) are the host's. Anything else there (``mem``, ...) is ENOENT, and the Python
+process's own /proc directory is never reachable. This module is the tree (lookup, links,
+listings); ``proctext`` makes the files' text.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Callable
 
-from ..errno import ENOENT, LinuxError
+from ..errno import ELOOP, ENOENT, ENOTDIR, LinuxError
 from ..fdtable import Fd
+from .fsbase import DT_DIR, DT_LNK, DT_REG, DirStream, Listing
 
-GENERATED = (b"auxv", b"cmdline", b"environ", b"maps", b"comm")
-_HOST_SAME = (b"", b"cwd", b"root", b"mounts", b"mountinfo", b"mountstats", b"cgroup", b"net")
-
-
-def proc_self_rest(k, path: bytes) -> bytes | None:
-    """For /proc/self/X, /proc/thread-self/X or /proc/<guest pid or tid>/X: X (b"" for the
-    directory itself); None for any other path."""
-    if not path.startswith(b"/proc/"):
-        return None
-    parts = [p for p in path.split(b"/") if p and p != b"."]
-    if len(parts) < 2:
-        return None
-    who = parts[1]
-    if who not in (b"self", b"thread-self"):
-        if not who.isdigit():
-            return None
-        n = int(who)
-        threads = getattr(k, "threads", {})
-        if n != k.pid and not (n in threads and threads[n].state != "dead"):
-            return None
-    return b"/".join(parts[2:])
+DIR, FILE, LINK = "dir", "file", "link"
+# Entries of a process directory and of a task directory, in Linux's listing order
+# (tgid_base_stuff / tid_base_stuff in fs/proc/base.c).
+PROCESS_ENTRIES = (b"task", b"fd", b"fdinfo", b"net", b"environ", b"auxv", b"status", b"comm",
+                   b"cmdline", b"stat", b"statm", b"maps", b"cwd", b"root", b"exe", b"mounts",
+                   b"mountinfo", b"mountstats", b"cgroup")
+TASK_ENTRIES = tuple(e for e in PROCESS_ENTRIES if e not in (b"task", b"mountstats"))
+GENERATED = (b"status", b"stat", b"statm", b"cmdline", b"environ", b"auxv", b"maps", b"comm")
+LINKS = (b"exe", b"cwd", b"root")
+HOST_SAME = (b"net", b"mounts", b"mountinfo", b"mountstats", b"cgroup")   # namespace-wide
 
 
-def fd_of_proc(k, rest: bytes) -> tuple[Fd, bytes]:
-    """fd/N[/more] -> (the guest's Fd N, b"/more")."""
-    num, _, more = rest[3:].partition(b"/")
-    if not num.isdigit() or int(num) not in k.fds.fds:
-        raise LinuxError(ENOENT)
-    return k.fds.fds[int(num)], (b"/" + more if more else b"")
+@dataclass(frozen=True)
+class Node:
+    """One virtual /proc entry of the guest."""
+    path: bytes                 # canonical guest path, e.g. b"/proc/1000/task/1001/status"
+    kind: str                   # DIR, FILE or LINK
+    stand_in: bytes             # a host path with the same metadata (stat, access, statfs)
+    tid: int = 0                # whose view: the thread the directory belongs to
+    thread: bool = False        # a task/<tid> view (per-thread files) rather than the process's
+    name: bytes = b""           # what it is: b"status", b"fd", b"fd/3", b"task", b"" (the dir)
+    target: bytes = b""         # LINK: what readlink says
 
 
-def host_path(k, path: bytes, follow: bool = True) -> bytes:
-    """The host path that means what `path` means to the guest."""
-    rest = proc_self_rest(k, path)
-    if rest is None:
+class ProcDir(DirStream):
+    """An open virtual directory: its guest path and its listing (``Fd.obj``)."""
+
+    def __init__(self, node: Node, lister: Callable[[], Listing]) -> None:
+        super().__init__()
+        self.node = node
+        self.path = node.path
+        self._lister = lister
+
+    def list(self, host: int) -> Listing:
+        return self._lister()
+
+
+# ---- whose view ---------------------------------------------------------------------------------
+def guest_threads(k) -> dict:
+    return {tid: t for tid, t in getattr(k, "threads", {}).items()
+            if t.state != "dead" and (t.proc is None or t.proc is k.main_proc)}
+
+
+def _current_tid(k) -> int:
+    cur = getattr(k, "current", None)
+    return cur.tid if cur is not None else k.pid
+
+
+def guest_path_of_host(k, path: bytes) -> bytes:
+    """A host path under goemu's own /proc/<pid> names the guest's /proc/<pid> (reached only
+    through namespace-wide entries the guest opened, e.g. /proc/self/net)."""
+    own = b"/proc/%d" % os.getpid()
+    if path == own or path.startswith(own + b"/"):
+        return b"/proc/%d" % k.pid + path[len(own):]
+    return path
+
+
+def lookup(k, path: bytes, follow: bool = True, depth: int = 0) -> Node | bytes:
+    """Resolve an absolute, lexically normalized path under /proc: a guest Node, or the host
+    path that means the same (outside the guest's /proc directories)."""
+    if depth > 40:
+        raise LinuxError(ELOOP)
+    comps = [c for c in path.split(b"/") if c]
+    if len(comps) < 2 or comps[0] != b"proc":
         return path
-    if rest == b"exe":
-        return os.fsencode(k.exe_path) if follow else b"/proc/self/exe"
-    if rest.startswith(b"fd/"):
-        entry, more = fd_of_proc(k, rest)
-        return b"/proc/self/fd/%d%s" % (entry.host, more)
-    top = rest.split(b"/", 1)[0]
-    if rest in GENERATED or top in _HOST_SAME:
-        return b"/proc/self/" + rest if rest else b"/proc/self"
-    raise LinuxError(ENOENT)
+    who, rest = comps[1], comps[2:]
+    if who in (b"self", b"thread-self"):
+        target = b"%d" % k.pid if who == b"self" else b"%d/task/%d" % (k.pid, _current_tid(k))
+        if not rest and not follow:
+            return Node(path, LINK, b"/proc/" + who, name=who, target=target)
+        return lookup(k, b"/".join([b"/proc", target, *rest]), follow, depth + 1)
+    if not who.isdigit():
+        return path                                   # /proc/meminfo, /proc/sys/...: the host's
+    n = int(who)
+    if n not in guest_threads(k):
+        if n == os.getpid() and n != k.pid:
+            raise LinuxError(ENOENT)                  # goemu's own process is not the guest's
+        return path                                   # another process: the host's
+    base = b"/proc/%d" % n
+    if not rest:
+        return Node(base, DIR, _host_dir(), n, False)
+    if rest[0] == b"task" and len(rest) >= 2:
+        tid = int(rest[1]) if rest[1].isdigit() else -1
+        if tid not in guest_threads(k):
+            raise LinuxError(ENOENT)
+        tbase = b"%s/task/%d" % (base, tid)
+        if len(rest) == 2:
+            return Node(tbase, DIR, _host_dir(True), tid, True)
+        return _entry(k, tbase, tid, True, rest[2:], follow, depth)
+    return _entry(k, base, n, False, rest, follow, depth)
 
 
-def _maps(k) -> bytes:
-    exe_base = os.path.basename(k.exe_path)
-    lines = []
-    for v in k.mem.vmas:
-        perms = ("r" if v.prot & 1 else "-") + ("w" if v.prot & 2 else "-") + \
-                ("x" if v.prot & 4 else "-") + "p"
-        name = v.name
-        if name in ("[anon]", "[file]"):
-            name = ""
-        elif name == exe_base:
-            name = k.exe_path
-        line = f"{v.start:08x}-{v.end:08x} {perms} 00000000 00:00 0"
-        if name:
-            line = line.ljust(72) + " " + name
-        lines.append(line + "\n")
-    return "".join(lines).encode()
+def _entry(k, base: bytes, tid: int, thread: bool, rest: list[bytes], follow: bool,
+           depth: int) -> Node | bytes:
+    name, more = rest[0], rest[1:]
+    if name not in (TASK_ENTRIES if thread else PROCESS_ENTRIES):
+        raise LinuxError(ENOENT)
+    path = base + b"/" + name
+    if name in HOST_SAME:
+        return b"/".join([b"/proc/self", *rest])
+    if name in GENERATED:
+        if more:
+            raise LinuxError(ENOTDIR)
+        return Node(path, FILE, b"/proc/self/" + name, tid, thread, name)
+    if name in LINKS:
+        target = _link_target(k, name)
+        if not more and not follow:
+            return Node(path, LINK, b"/proc/self/" + name, tid, thread, name, target)
+        return _follow(k, b"/".join([target, *more]), follow, depth)
+    if name == b"task":
+        return Node(path, DIR, b"/proc/self/task", tid, thread, name)
+    # fd, fdinfo
+    if not more:
+        return Node(path, DIR, b"/proc/self/" + name, tid, thread, name)
+    num = more[0]
+    fds = k.fds.fds
+    if not num.isdigit() or int(num) not in fds:
+        raise LinuxError(ENOENT)
+    entry = fds[int(num)]
+    if name == b"fdinfo":
+        if len(more) > 1:
+            raise LinuxError(ENOTDIR)
+        return Node(path + b"/" + num, FILE, b"/proc/self/fdinfo/%d" % entry.host, tid, thread,
+                    b"fdinfo/" + num)
+    if len(more) == 1 and not follow:
+        return Node(path + b"/" + num, LINK, b"/proc/self/fd/%d" % entry.host, tid, thread,
+                    b"fd/" + num, fd_link_text(entry))
+    if isinstance(entry.obj, ProcDir):
+        return lookup(k, b"/".join([entry.obj.path, *more[1:]]), follow, depth + 1)
+    if len(more) > 1 and entry.kind == "dir":
+        # a host directory: if it lies in /proc, what follows must be resolved as the guest's
+        try:
+            where = guest_path_of_host(k, os.readlink(b"/proc/self/fd/%d" % entry.host))
+        except OSError:
+            where = b""
+        if where.startswith(b"/proc/") or where == b"/proc":
+            return _follow(k, b"/".join([where, *more[1:]]), follow, depth)
+    return b"/".join([b"/proc/self/fd/%d" % entry.host, *more[1:]])
 
 
-def generated(k, rest: bytes) -> bytes:
-    if rest == b"auxv":
-        return k.auxv
-    if rest == b"cmdline":
-        return b"".join(a + b"\0" for a in k.argv)
-    if rest == b"environ":
-        return b"".join(e + b"\0" for e in k.envp)
-    if rest == b"maps":
-        return _maps(k)
-    return os.fsencode(os.path.basename(k.exe_path))[:15] + b"\n"     # comm
+def _host_dir(task: bool = False) -> bytes:
+    """goemu's own /proc directory (or its main task's): the stand-in for the guest's."""
+    pid = os.getpid()
+    return b"/proc/%d/task/%d" % (pid, pid) if task else b"/proc/%d" % pid
+
+
+def _follow(k, path: bytes, follow: bool, depth: int) -> Node | bytes:
+    norm = os.path.normpath(path) if path.startswith(b"/") else path
+    if norm.startswith(b"/proc/"):
+        return lookup(k, norm, follow, depth + 1)
+    return path
+
+
+def guest_cwd(k) -> bytes:
+    """The guest's working directory as getcwd reports it."""
+    if k.proc is not k.main_proc and k.proc.cwd:
+        return k.proc.cwd
+    return getattr(k, "proc_cwd", None) or guest_path_of_host(k, os.getcwdb())
+
+
+def _link_target(k, name: bytes) -> bytes:
+    if name == b"exe":
+        return os.fsencode(k.exe_path)
+    if name == b"cwd":
+        return guest_cwd(k)
+    return b"/"
+
+
+def fd_link_text(entry: Fd) -> bytes:
+    """readlink of /proc/self/fd/N: the host's text for host files, pipes and sockets; the
+    guest's path for goemu's virtual files and directories."""
+    if entry.kind == "memfd" or isinstance(entry.obj, ProcDir):
+        return os.fsencode(entry.path)
+    try:
+        return os.readlink(b"/proc/self/fd/%d" % entry.host)
+    except OSError:
+        return os.fsencode(entry.path)
+
+
+# ---- listings ----------------------------------------------------------------------------------
+def _ino(host_path: bytes) -> int:
+    try:
+        return os.lstat(host_path).st_ino
+    except OSError:
+        return 1
+
+
+def listing(k, node: Node) -> Listing:
+    """getdents64 entries of a virtual directory ("." and ".." first, as Linux lists them)."""
+    out: Listing = [(_ino(node.stand_in), DT_DIR, b"."), (_ino(b"/proc"), DT_DIR, b"..")]
+    if node.name == b"":
+        for e in (TASK_ENTRIES if node.thread else PROCESS_ENTRIES):
+            kind = DT_DIR if e in (b"task", b"fd", b"fdinfo", b"net") else \
+                DT_LNK if e in LINKS else DT_REG
+            out.append((_ino(b"/proc/self/" + e), kind, e))
+    elif node.name == b"task":
+        for tid in sorted(guest_threads(k)):
+            out.append((_ino(_host_dir(True)), DT_DIR, b"%d" % tid))
+    else:   # fd, fdinfo
+        link = node.name == b"fd"
+        for n, entry in sorted(k.fds.fds.items()):
+            out.append((_ino(b"/proc/self/%s/%d" % (node.name, entry.host)),
+                        DT_LNK if link else DT_REG, b"%d" % n))
+    return out
