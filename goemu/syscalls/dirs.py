@@ -1,4 +1,4 @@
-"""Directories and names: getdents64, mkdir, unlink/rmdir, rename, symlink, link.
+"""Directories and names: getdents64, mkdir, unlink/rmdir, rename, symlink, link, mknod.
 
 ``getdents64`` lists a directory on first use and keeps the position per open file description
 (``fsbase.DirStream`` in ``Fd.obj``), because Python cannot call getdents itself.
@@ -164,3 +164,32 @@ def link(k, t, oldpath, newpath):
     return _link(k, AT_FDCWD, path_arg(k, oldpath), AT_FDCWD, path_arg(k, newpath), 0)
 
 
+
+# ---- special files -------------------------------------------------------------------------------
+S_IFMT, S_IFSOCK, S_IFREG, S_IFBLK, S_IFCHR, S_IFIFO = 0o170000, 0o140000, 0o100000, 0o60000, 0o20000, 0o10000
+
+
+def _mknod(k, dirfd: int, path: bytes, mode: int, dev: int) -> int:
+    """FIFOs, regular files and sockets on the host; device nodes too where the host allows
+    them (EPERM without CAP_MKNOD, as Linux)."""
+    mode &= 0xFFFFFFFF
+    kind = mode & S_IFMT
+    if kind == 0:
+        mode |= S_IFREG                      # Linux: no type means a regular file
+    elif kind not in (S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK):
+        raise LinuxError(EINVAL)
+    dev &= 0xFFFFFFFF                        # the kernel's new_encode_dev layout
+    major, minor = (dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00)
+    dfd, hp = modify_target(k, dirfd, path)
+    host_call(lambda: os.mknod(hp, mode & (S_IFMT | 0o7777), os.makedev(major, minor), dir_fd=dfd))
+    return 0
+
+
+@syscall("mknodat", "dirfd", "str", "oct", "hex")
+def mknodat(k, t, dirfd, path, mode, dev):
+    return _mknod(k, dirfd, path_arg(k, path), mode, dev)
+
+
+@syscall("mknod", "str", "oct", "hex")
+def mknod(k, t, path, mode, dev):
+    return _mknod(k, AT_FDCWD, path_arg(k, path), mode, dev)

@@ -6,18 +6,25 @@ the cwd or the dirfd when relative) and hands those to ``procfs``, so /proc/self
 whether reached as "/proc/self/status", as "self/status" from a cwd of /proc or as "status"
 from a dirfd of /proc/self. Limits: "." and ".." are taken lexically there, and a symlink of
 the guest's own that points into /proc is followed by the host.
+
+A blocking open of a FIFO waits for the other end in a helper host thread, so that only the
+opening guest thread waits (its peer is usually another goroutine of the same guest).
 """
 from __future__ import annotations
 
 import os
+import stat as st
+import threading
 from dataclasses import dataclass
 
 from .. import hostio
-from ..errno import EACCES, EBADF, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, EPERM, ERANGE, LinuxError
+from ..errno import (EACCES, EBADF, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, EPERM, ERANGE, LinuxError,
+                     from_oserror)
 from ..fdtable import Fd, memfd_with
-from . import PARTIAL, procfs, proctext, syscall
-from .fsbase import (AT_FDCWD, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_RDONLY,
-                     O_TRUNC, O_WRONLY, fdarg, host_call, i32)
+from ..thread import Restart, Wait
+from . import BLOCK, PARTIAL, procfs, proctext, syscall
+from .fsbase import (AT_FDCWD, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK,
+                     O_PATH, O_RDONLY, O_TRUNC, O_WRONLY, fdarg, host_call, i32)
 
 _DEV_ALIASES = {b"/dev/stdin": b"/proc/self/fd/0", b"/dev/stdout": b"/proc/self/fd/1",
                 b"/dev/stderr": b"/proc/self/fd/2", b"/dev/fd": b"/proc/self/fd"}
@@ -145,6 +152,73 @@ def _install(k, host: int, cloexec: bool, shown: str, kind: str, obj=None) -> in
         raise
 
 
+class _FifoOpen:
+    """A blocking FIFO open running in a host thread; the guest thread waits on `rfd`."""
+
+    def __init__(self, path: bytes, flags: int, mode: int, dfd: int | None) -> None:
+        self.rfd, self.wfd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self.result: int | OSError | None = None
+        self.taken = self.closed = False
+        self.lock = threading.Lock()
+        threading.Thread(target=self._run, args=(path, flags, mode, dfd), daemon=True).start()
+
+    def _run(self, path, flags, mode, dfd) -> None:
+        try:
+            res: int | OSError = os.open(path, flags, mode, dir_fd=dfd)
+        except OSError as e:
+            res = e
+        with self.lock:
+            self.result = res
+            if self.closed:                 # the guest gave up (a signal): nobody wants it
+                if isinstance(res, int):
+                    os.close(res)
+                return
+            os.write(self.wfd, b"x")
+
+    def take(self) -> int | OSError | None:
+        with self.lock:
+            if self.result is not None:
+                self.taken = True
+            return self.result
+
+    def cancel(self) -> None:
+        """The wait ended (with the result taken, or by a signal)."""
+        with self.lock:
+            if not self.taken and isinstance(self.result, int):
+                os.close(self.result)
+            self.closed = True
+            os.close(self.rfd)
+            os.close(self.wfd)
+
+
+def _open_fifo(k, t, path: bytes, dfd: int | None, flags: int, mode: int, cloexec: bool,
+               shown: str):
+    op = _FifoOpen(path, flags, mode, dfd)
+
+    def poll() -> int | None:
+        res = op.take()
+        if res is None:
+            return None
+        if isinstance(res, OSError):
+            return -from_oserror(res).errno
+        try:
+            return _install(k, res, cloexec, shown, "pipe")
+        except LinuxError as e:
+            return -e.errno
+    k.sched.block(t, Wait("open", None, Restart.IF_SA_RESTART, 257, cancel=op.cancel, poll=poll,
+                          host_fd=op.rfd))
+    return BLOCK
+
+
+def _is_blocking_fifo(path: bytes, dfd: int | None, flags: int) -> bool:
+    if flags & (O_NONBLOCK | O_PATH) or flags & O_ACCMODE not in (O_RDONLY, O_WRONLY):
+        return False
+    try:
+        return st.S_ISFIFO(os.stat(path, dir_fd=dfd, follow_symlinks=not flags & O_NOFOLLOW).st_mode)
+    except OSError:
+        return False
+
+
 def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int):
     flags &= 0xFFFFFFFF
     cloexec = bool(flags & O_CLOEXEC)
@@ -153,6 +227,8 @@ def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int):
         host, kind, obj = _open_node(k, tg.node, flags)
         return _install(k, host, cloexec, os.fsdecode(tg.node.path), kind, obj)
     shown = os.fsdecode(path)
+    if t is not None and _is_blocking_fifo(tg.path, tg.dfd, flags):
+        return _open_fifo(k, t, tg.path, tg.dfd, flags, mode & 0o7777, cloexec, shown)
     host = host_call(lambda: os.open(tg.path, flags, mode & 0o7777, dir_fd=tg.dfd))
     try:
         kind = hostio.fd_kind(host)
