@@ -16,7 +16,7 @@ import pytest
 from conftest import go119, run_goemu, run_native
 from goemu import signals
 from goemu.errno import EACCES, EINVAL, ENOENT, ENOTDIR, EPERM
-from goemu.memory import PROT_READ
+from goemu.memory import PROT_READ, PROT_WRITE
 from goemu.syscalls import meta, procfs
 from test_fs_unit import (AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_RDONLY, O_WRONLY, SCRATCH,
                           SCRATCH_SIZE, FakeKernel, open_file, parse_dirents, read_all, sc)
@@ -104,11 +104,22 @@ def test_status_from_guest_tables(k):
 
 
 def test_maps_is_the_vma_table(k):
+    base = SCRATCH + SCRATCH_SIZE + (1 << 20)
+    k.mem.map(base, 0x2000, PROT_READ | PROT_WRITE, "[anon]")          # two adjacent anonymous
+    k.mem.map(base + 0x2000, 0x1000, PROT_READ | PROT_WRITE, "[anon]")  # VMAs: one line, as Linux
     lines = read_all(k, open_file(k, "/proc/self/maps", O_RDONLY)).decode().splitlines()
-    assert len(lines) == len(k.mem.vmas) + 1 and lines[-1].endswith(" [vsyscall]")
-    for v, line in zip(k.mem.vmas, lines):
-        perms = "r" if v.prot & PROT_READ else "-"
-        assert line.startswith(f"{v.start:08x}-{v.end:08x} {perms}")
+    assert lines[-1].endswith(" [vsyscall]")
+    rows = []
+    for line in lines[:-1]:
+        span, perms = line.split()[:2]
+        lo, hi = (int(x, 16) for x in span.split("-"))
+        rows.append((lo, hi, perms))
+    assert all(a[1] <= b[0] for a, b in zip(rows, rows[1:]))           # sorted, disjoint
+    for v in k.mem.vmas:                                               # each VMA, in one line
+        perms = "".join(c if v.prot & bit else "-" for c, bit in (("r", 1), ("w", 2), ("x", 4))) + "p"
+        assert any(lo <= v.start and v.end <= hi and p == perms for lo, hi, p in rows), v
+    assert (base, base + 0x3000, "rw-p") in rows
+    assert sum(hi - lo for lo, hi, _ in rows) == sum(v.end - v.start for v in k.mem.vmas)
     scratch = next(line for line in lines if line.startswith(f"{SCRATCH:08x}"))
     assert scratch == f"{SCRATCH:08x}-{SCRATCH + SCRATCH_SIZE:08x} rw-p 00000000 00:00 0 ".ljust(72) \
         + " [scratch]"

@@ -87,7 +87,16 @@ def _maps_rows(k):
                 pos = hi
         if pos < v.end:
             rows.append((pos, v.end, v.prot, 0, 0, 0, ""))
-    return rows
+    # Linux merges adjacent anonymous mappings with the same protection into one VMA
+    merged: list = []
+    for row in rows:
+        last = merged[-1] if merged else None
+        if last is not None and last[1] == row[0] and last[2] == row[2] and \
+                not last[5] and not row[5] and last[6] == row[6] == "":
+            merged[-1] = (last[0], row[1]) + last[2:]
+        else:
+            merged.append(row)
+    return merged
 
 
 def maps(k) -> bytes:
