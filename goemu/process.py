@@ -76,11 +76,14 @@ class Child:
     notified: bool = False                    # SIGCHLD sent
     traced: bool = False                      # PTRACE_TRACEME: its stops are reported to wait
     stop: int | None = None                   # wait status of a ptrace stop not yet waited for
+    pgid: int | None = None                   # host process group, last seen (for wait(-pgid))
+    host_reaped: bool = False                 # the host zombie is gone (the guest waited)
 
     def poll(self) -> bool:
-        """Has it ended? (Reaps the host process and keeps its status.) A pending ptrace stop
-        is only looked at (`stop`), never consumed here: a SIGKILL before the guest waits
-        makes it vanish, as natively."""
+        """Has it ended? It stays a zombie on the host until the guest waits for it (`reap`),
+        as natively: its pid and process group stay taken meanwhile. A pending ptrace stop is
+        only looked at (`stop`), never consumed here: a SIGKILL before the guest waits makes
+        it vanish, as natively."""
         if self.status is not None:
             return True
         if not self.host_pid:
@@ -89,6 +92,7 @@ class Child:
             info = os.waitid(os.P_PID, self.host_pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
             self.status = 0
+            self.host_reaped = True
             return True
         if info is None:
             self.stop = None
@@ -97,21 +101,29 @@ class Child:
             self.stop = (info.si_status & 0xFF) << 8 | 0x7F
             return False
         self.stop = None
-        return self._reap()
-
-    def _reap(self) -> bool:
-        try:
-            pid, status, rusage = os.wait4(self.host_pid, os.WNOHANG)
-        except ChildProcessError:
-            self.status = 0
-            return True
-        if pid == 0:
-            return False
-        if os.WIFSTOPPED(status):
-            self.stop = status
-            return False
-        self._ended(status, rusage)
+        self._note_pgid()
+        code, value = info.si_code, info.si_status
+        self.status = (value & 0xFF) << 8 if code == os.CLD_EXITED else \
+            (value & 0x7F) | (0x80 if code == os.CLD_DUMPED else 0)
         return True
+
+    def reap(self) -> None:
+        """The guest has waited for it: reap the host zombie (exact status, rusage)."""
+        if not self.host_pid or self.host_reaped:
+            return
+        self.host_reaped = True
+        try:
+            pid, status, rusage = os.wait4(self.host_pid, 0)
+        except OSError:
+            return
+        if pid == self.host_pid and not os.WIFSTOPPED(status):
+            self._ended(status, rusage)
+
+    def _note_pgid(self) -> None:
+        try:   # a zombie still has its group; once reaped, wait(-pgid) needs it from here
+            self.pgid = os.getpgid(self.host_pid)
+        except OSError:
+            pass
 
     def _ended(self, status: int, rusage) -> None:
         self.status = status
@@ -124,6 +136,7 @@ class Child:
         """Consume the pending ptrace stop: its exact wait status (with the PTRACE_EVENT bits),
         or None if the child ended meanwhile (then `status` is set)."""
         self.stop = None
+        self._note_pgid()
         try:
             pid, status, _ = os.wait4(self.host_pid, os.WNOHANG)
         except ChildProcessError:
@@ -133,6 +146,7 @@ class Child:
             return None
         if os.WIFSTOPPED(status):
             return status
+        self.host_reaped = True
         self._ended(status, _)
         return None
 

@@ -86,6 +86,7 @@ def execve(k, t, path_p, argv_p, envp_p):
     record = k.children[proc.pid]
     record.host_pid = host_pid
     record.traced = proc.traceme
+    record.pgid = os.getpgrp() if proc.pgid is None else proc.pgid or host_pid
     record.proc = None
     try:
         record.pidfd = os.pidfd_open(host_pid)
@@ -140,10 +141,31 @@ def _goemu_command(k, path: bytes, argv: list[bytes], envp: list[bytes], fds: li
 
 
 def _find(k, pid: int) -> list[Child]:
+    """wait's pid argument: -1 any child, 0 those in the caller's process group, < -1 those
+    in group -pid, else that child."""
     live = [c for c in k.children.values() if not c.reaped]
-    if pid == -1 or pid == 0:
+    if pid == -1:
         return live
+    if pid <= 0:
+        from .proc import _host_id
+        group = os.getpgrp() if pid == 0 else _host_id(k, -pid)
+        return [c for c in live if child_pgid(c) == group]
     return [c for c in live if c.pid == pid]
+
+
+def child_pgid(c: Child) -> int:
+    """The host process group of a child (kept once known: a reaped child has none left)."""
+    if c.host_pid and c.status is None:
+        try:
+            c.pgid = os.getpgid(c.host_pid)
+        except OSError:
+            pass
+    if c.pgid is not None:
+        return c.pgid
+    proc = c.proc
+    if proc is not None and proc.pgid is not None:
+        return proc.pgid or -1   # 0: its own new group, no host pid yet
+    return os.getpgrp()
 
 
 def _rusage_bytes(child: Child) -> bytes:
@@ -192,9 +214,13 @@ def _wait(k, t, pid: int, options: int, nr: int, deliver) -> int:
 
 @syscall("wait4", "int", "ptr", "hex", "ptr")
 def wait4(k, t, pid, status_p, options, rusage_p):
-    pid = pid - (1 << 32) if pid & 0x80000000 else pid & 0xFFFFFFFF
+    pid &= 0xFFFFFFFF
+    pid = pid - (1 << 32) if pid & 0x80000000 else pid
 
     def deliver(c: Child, status: int, stopped: bool) -> int:
+        if not stopped:
+            c.reap()
+            status = c.status
         if status_p:
             k.mem.write_u32(status_p, status)
         if rusage_p:
@@ -211,12 +237,20 @@ def waitid(k, t, idtype, id_, infop, options, rusage_p):
         pid = id_ & 0xFFFFFFFF
     elif idtype == P_ALL:
         pid = -1
+    elif idtype == P_PGID:
+        pgid = id_ & 0xFFFFFFFF
+        if pgid >> 31:
+            raise LinuxError(EINVAL)
+        pid = -pgid   # 0: the caller's group, as wait4(0)
     else:
         raise LinuxError(EINVAL)
     if not options & WEXITED:
         raise LinuxError(EINVAL)
 
     def deliver(c: Child, status: int, stopped: bool) -> int:
+        if not stopped and not options & WNOWAIT:
+            c.reap()
+            status = c.status
         if infop:
             k.mem.write(infop, child_siginfo(c.pid, status))
         if rusage_p:
@@ -260,7 +294,8 @@ def ptrace(k, t, request, pid, addr, data):
         return 0
     if request in (PTRACE_ATTACH, PTRACE_SEIZE):
         raise LinuxError(EPERM)
-    pid = pid - (1 << 32) if pid & 0x80000000 else pid & 0xFFFFFFFF
+    pid &= 0xFFFFFFFF
+    pid = pid - (1 << 32) if pid & 0x80000000 else pid
     child = k.children.get(pid)
     if child is None or child.reaped or not child.traced or not child.host_pid or child.status is not None:
         raise LinuxError(ESRCH)
