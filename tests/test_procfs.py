@@ -208,3 +208,14 @@ def test_proc_entries_are_read_only(k):
     assert sc(k, "openat", AT_FDCWD, k.s("/proc/self/status/x"), O_RDONLY, 0) == -ENOTDIR
     assert isinstance(procfs.lookup(k, b"/proc/meminfo"), bytes)      # system-wide: the host's
 
+
+
+def test_removed_cwd_is_enoent_not_a_crash(k, tmp_path):
+    (tmp_path / "gone").mkdir()
+    assert sc(k, "chdir", k.s(str(tmp_path / "gone"))) == 0
+    os.rmdir(tmp_path / "gone")
+    buf = k.alloc(4096)
+    assert sc(k, "getcwd", buf, 4096) == -ENOENT
+    assert sc(k, "openat", AT_FDCWD, k.s("x"), O_RDONLY, 0) == -ENOENT
+    n = sc(k, "readlink", k.s("/proc/self/cwd"), buf, 4096)
+    assert k.mem.read(buf, n) == os.readlink(b"/proc/self/cwd")        # "... (deleted)", as Linux

@@ -62,9 +62,10 @@ def _base(k, entry: Fd | None) -> bytes | None:
     """The guest's absolute path of a relative path's starting directory, where it matters
     (in /proc); None where the host resolves relative paths correctly by itself."""
     if entry is None:
-        if k.proc is not k.main_proc and k.proc.cwd:
-            return k.proc.cwd
-        return getattr(k, "proc_cwd", None) or procfs.guest_path_of_host(k, os.getcwdb())
+        try:
+            return procfs.guest_cwd(k)
+        except LinuxError:
+            return None                              # a removed cwd: the host says ENOENT
     if isinstance(entry.obj, procfs.ProcDir):
         return entry.obj.path
     if entry.kind != "dir":
@@ -193,7 +194,7 @@ class _FifoOpen:
 
 def _open_fifo(k, t, path: bytes, dfd: int | None, flags: int, mode: int, cloexec: bool,
                shown: str):
-    op = _FifoOpen(path, flags, mode, dfd)
+    op = host_call(lambda: _FifoOpen(path, flags, mode, dfd))
 
     def poll() -> int | None:
         res = op.take()

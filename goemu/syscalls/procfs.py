@@ -178,13 +178,24 @@ def guest_cwd(k) -> bytes:
     """The guest's working directory as getcwd reports it."""
     if k.proc is not k.main_proc and k.proc.cwd:
         return k.proc.cwd
-    return getattr(k, "proc_cwd", None) or guest_path_of_host(k, os.getcwdb())
+    virtual = getattr(k, "proc_cwd", None)
+    if virtual:
+        return virtual
+    try:
+        return guest_path_of_host(k, os.getcwdb())
+    except OSError:
+        raise LinuxError(ENOENT) from None          # the cwd was removed
 
 
 def _link_target(k, name: bytes) -> bytes:
     if name == b"exe":
         return os.fsencode(k.exe_path)
     if name == b"cwd":
+        if k.proc is k.main_proc and not getattr(k, "proc_cwd", None):
+            try:   # the kernel's text for goemu's cwd, which is the guest's (even "(deleted)")
+                return guest_path_of_host(k, os.readlink(b"/proc/self/cwd"))
+            except OSError:
+                pass
         return guest_cwd(k)
     return b"/"
 

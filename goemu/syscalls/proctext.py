@@ -300,7 +300,7 @@ def _fdinfo(k, entry: Fd) -> bytes:
     out = []
     for line in lines:
         key, _, value = line.partition(":")
-        if key == "flags":
+        if key == "flags" and value.strip().isdigit():
             flags = int(value.strip(), 8) & ~O_CLOEXEC | (O_CLOEXEC if entry.cloexec else 0)
             line = f"flags:\t0{flags:o}"
         elif key == "tfd":
