@@ -21,6 +21,7 @@ from . import signals
 from .clock import HostClock, VirtualClock
 from .cpu import RIP, Gpr, hook_rdtsc, make_uc, reset_registers
 from .fdtable import FdTable
+from .itimers import ITimers
 from .process import Child, Process, child_siginfo
 from .hostio import HostSignals
 from .loader import auxv_bytes, build_stack, load, read_image
@@ -76,6 +77,7 @@ class Kernel:
         self.main_proc = Process(self.pid, FdTable.from_host_stdio(), signals.Signals())
         self.children: dict[int, Child] = {}
         self.sched = Scheduler(self)
+        self.itimers = ITimers()
         self.threads: dict[int, Thread] = {}
         self._next_tid = self.pid
         main = self.new_thread()
@@ -315,6 +317,8 @@ class Kernel:
                 self._forward_host_signals()
             if self.children:
                 self.poll_children()
+            if self.itimers.timers[0][0]:
+                self.itimers.expire_real(self)
             t = sched.pick()
             if t is None:
                 if not self.live_threads():
@@ -322,19 +326,35 @@ class Kernel:
                 rfds, wfds = sched.poll_fds()
                 if self.host_signals is not None:
                     rfds.append(self.host_signals.rfd)
-                self.clock.idle_until(sched.next_deadline(), rfds, wfds)
+                deadline, alarm = sched.next_deadline(), self.itimers.real_deadline()
+                if alarm is not None and (deadline is None or alarm < deadline):
+                    deadline = alarm
+                self.clock.idle_until(deadline, rfds, wfds)
                 continue
             self.run_slice(t)
             if t.state == "runnable":
-                if self.stop_reason is None and not t.pending:
-                    sched.runq.append(t)         # slice used up: round robin
-                elif self.stop_reason == "yield":
-                    sched.runq.append(t)
+                # A thread keeps the CPU across stops (a syscall that stopped emulation, a signal,
+                # a fault) only while its slice lasts: a thread spinning on such syscalls must
+                # not starve CPU-bound ones (each stop used to bring a fresh slice).
+                used_up = (self.stop_reason is None and not t.pending) or \
+                    t.slice_used >= self.slicer.quantum
+                if self.stop_reason == "yield" or (used_up and self.stop_reason != "break"):
+                    t.slice_used = 0
+                    sched.runq.append(t)         # round robin
                 else:
-                    sched.runq.appendleft(t)     # stopped for a syscall, signal, fault or break: go on
+                    sched.runq.appendleft(t)     # go on with the rest of the slice
+            else:
+                t.slice_used = 0                 # blocked (or gone): a fresh slice after the wait
             if self.stop_reason == "break" and self.exit_status is None:
                 return "break"
         return None
+
+    def _account(self, t: Thread, count: int | None) -> None:
+        """Charge the slice that just ran: to t's time slice and to the CPU clocks and timers."""
+        used = self.slicer.used
+        if count is None:
+            t.slice_used += used
+        self.itimers.charge(self, t, int(used * 1e9) if isinstance(used, float) else int(used))
 
     def run_slice(self, t: Thread, count: int | None = None) -> None:
         """Run t for one slice (or exactly `count` instructions) and handle how it stopped."""
@@ -349,11 +369,14 @@ class Kernel:
         self.publish_time()
         try:
             if count is None:
-                self.slicer.run(self.regs.read(RIP))
+                self.slicer.run(self.regs.read(RIP), self.slicer.quantum - t.slice_used)
             else:
                 self.slicer.run_count(self.regs.read(RIP), count)
         except UcError as e:
+            self._account(t, count)
             self._cpu_exception(t, e)
+        else:
+            self._account(t, count)
         self.slices += 1
         if self.after_stop is not None:
             fn, self.after_stop = self.after_stop, None

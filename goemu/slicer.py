@@ -80,16 +80,23 @@ class CountSlicer:
             base = ctypes.cast(uc._uch, ctypes.c_void_p).value
             self._counter = ctypes.c_uint64.from_address(base + off)
         self.last = 0
+        self.quantum = insns        # a thread's full slice, in this slicer's unit (instructions)
+
+    @property
+    def used(self) -> int:
+        """What the last run consumed of a slice (instructions)."""
+        return self.last
 
     @property
     def exact(self) -> bool:
         return self._counter is not None
 
-    def run(self, begin: int) -> None:
+    def run(self, begin: int, budget: int | None = None) -> None:
+        n = self.insns if budget is None else max(1, budget)
         try:
-            self.uc.emu_start(begin, UNTIL, 0, self.insns)
+            self.uc.emu_start(begin, UNTIL, 0, n)
         finally:
-            self.last = self._counter.value if self._counter is not None else self.insns
+            self.last = self._counter.value if self._counter is not None else n
             self.executed += self.last
 
     def run_count(self, begin: int, n: int) -> None:
@@ -188,25 +195,37 @@ class TimeSlicer:
             native.hook_add_native(uc, UC_HOOK_BLOCK, native.code_page(_HOOK_CODE),
                                    ctypes.addressof(self._ctl))
         self._uch = uc._uch
+        self.used = 0.0             # seconds the last run took
         self.cond = threading.Condition()
         self.deadline: float | None = None
         self.closed = False
         self.thread = threading.Thread(target=self._watch, name="goemu-slicer", daemon=True)
         self.thread.start()
 
-    def run(self, begin: int) -> None:
+    @property
+    def quantum(self) -> float:
+        return self.seconds
+
+    def run(self, begin: int, budget: float | None = None) -> None:
+        """Run until a stop, or until `budget` seconds (default: a whole slice) have passed."""
         self._ctl.flag = 0
+        t0 = time.monotonic()
         with self.cond:
-            self.deadline = time.monotonic() + self.seconds
+            self.deadline = t0 + (self.seconds if budget is None else max(budget, 0.0001))
             self.cond.notify()
         try:
             self.uc.emu_start(begin, UNTIL, 0, 0)
         finally:
             with self.cond:
                 self.deadline = None
+            self.used = time.monotonic() - t0
 
     def run_count(self, begin: int, n: int) -> None:
-        self.uc.emu_start(begin, UNTIL, 0, n)
+        t0 = time.monotonic()
+        try:
+            self.uc.emu_start(begin, UNTIL, 0, n)
+        finally:
+            self.used = time.monotonic() - t0
 
     def _watch(self) -> None:
         with self.cond:

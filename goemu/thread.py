@@ -43,6 +43,8 @@ class Thread:
     clear_child_tid: int = 0
     sig_saved: dict[int, Any] = field(default_factory=dict)   # frame address -> FP/SSE context
     syscalls: int = 0
+    slice_used: float = 0             # of the current time slice (seconds or instructions)
+    cpu_ns: int = 0                   # CPU time this thread has used (goemu/itimers.py)
     name: str = ""
     proc: Any = None                  # the goemu.process.Process it belongs to
 

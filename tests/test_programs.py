@@ -29,6 +29,8 @@ PROGRAMS = [
     ("cpuhash", (2,)),
     ("memfault", ()),
     ("jsonsort", (2000,)),
+    ("sigstorm", (2_000_000,)),
+    ("cpuprof", ()),
 ]
 
 

@@ -3,7 +3,6 @@ clock_nanosleep. (Go reads time through the vDSO; these serve the fallbacks and 
 from __future__ import annotations
 
 import struct
-import time as _time
 
 from ..errno import EFAULT, EINVAL, LinuxError
 from ..thread import Restart, Wait
@@ -32,10 +31,10 @@ def clock_now(k, clockid: int) -> int:
         return k.clock.realtime()
     if clockid in (CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME):
         return k.clock.monotonic()
-    if clockid in (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID):
-        if k.clock.deterministic:
-            return k.clock.monotonic() - 3600 * 10**9
-        return _time.process_time_ns()
+    if clockid == CLOCK_PROCESS_CPUTIME_ID:
+        return k.itimers.cpu_ns       # the guest's own CPU time (goemu/itimers.py)
+    if clockid == CLOCK_THREAD_CPUTIME_ID:
+        return k.current.cpu_ns if k.current is not None else 0
     raise LinuxError(EINVAL)
 
 
