@@ -6,7 +6,7 @@ import struct
 
 from .. import signals as S
 from ..cpu import RAX, RIP, RSP
-from ..errno import ECHILD, EINVAL, EIO, ENOSYS, EPERM, ESRCH, LinuxError
+from ..errno import ECHILD, EINVAL, EIO, ENOSYS, EPERM, ESRCH, LinuxError, from_oserror
 from ..fdtable import PASS_FDS_ENV
 from ..process import Child, Process, child_siginfo, fork_exec, wait_status_exit
 from ..thread import Restart, Wait
@@ -82,7 +82,10 @@ def execve(k, t, path_p, argv_p, envp_p):
     # a tracer (SysProcAttr.Ptrace) must see the real program, not goemu running it
     if k.opts.follow_exec and not proc.traceme and _runs_under_goemu(path):
         path, argv, envp = _goemu_command(k, path, argv, envp, sorted(fd_map))
-    host_pid = fork_exec(path, argv, envp, proc.cwd, fd_map, t.sigmask, ignored, proc)
+    try:
+        host_pid = fork_exec(path, argv, envp, proc.cwd, fd_map, t.sigmask, ignored, proc)
+    except OSError as e:   # goemu's own pipe or fork failed (EMFILE, EAGAIN): execve's errno
+        raise from_oserror(e) from None
     record = k.children[proc.pid]
     record.host_pid = host_pid
     record.traced = proc.traceme
@@ -206,7 +209,10 @@ def _wait(k, t, pid: int, options: int, nr: int, deliver) -> int:
     fds = [c.pidfd for c in candidates if c.pidfd >= 0]
     host_fd, cancel = fds[0] if len(fds) == 1 else None, None
     if len(candidates) == 1 and candidates[0].traced and candidates[0].host_pid:
-        host_fd, cancel = candidates[0].event_fd()   # its ptrace stops too
+        try:
+            host_fd, cancel = candidates[0].event_fd()   # its ptrace stops too
+        except (OSError, RuntimeError):
+            pass   # no helper: woken when anything else wakes goemu, or at its exit
     k.sched.block(t, Wait("wait", None, Restart.IF_SA_RESTART, nr, pid, poll=check,
                           host_fd=host_fd, cancel=cancel))
     return BLOCK
