@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
 
-from .cpu import EFLAGS, FXSAVE_SIZE, RAX, RIP, RSP, SIGCONTEXT_REGS, fxrstor_sse, fxsave
+from .cpu import EFLAGS, FX_REGS, FXSAVE_SIZE, RAX, RIP, RSP, SIGCONTEXT_REGS, SSE_REGS, RegBatch, \
+    fxrstor_sse, fxsave_fast
 from .errno import LinuxError
 from .thread import Thread
 
@@ -197,11 +198,28 @@ def deliver(k: "Kernel", t: Thread) -> None:
         k.trace_signal(t, sig, info)
 
 
+class FrameRegs:
+    """The register batches a signal frame reads and writes (one engine call each)."""
+
+    def __init__(self, uc) -> None:
+        self.gprs = RegBatch(uc, SIGCONTEXT_REGS + [EFLAGS])
+        self.fx = RegBatch(uc, FX_REGS)
+        self.sse = RegBatch(uc, SSE_REGS)
+
+
+def _frame_regs(k: "Kernel") -> FrameRegs:
+    fr = getattr(k, "_frame_regs", None)
+    if fr is None:
+        fr = k._frame_regs = FrameRegs(k.uc)
+    return fr
+
+
 def setup_frame(k: "Kernel", t: Thread, sig: int, act: SigAction, info: bytes) -> None:
     uc, mem = k.uc, k.mem
-    regs = [uc.reg_read(r) for r in SIGCONTEXT_REGS]
+    fr = _frame_regs(k)
+    regs = RegBatch.unpack_u64(fr.gprs.read())
+    eflags = regs.pop()
     rsp = regs[15]
-    eflags = uc.reg_read(EFLAGS)
     ss_sp, ss_flags, ss_size = t.altstack
     onstack_now = on_altstack(t, rsp)
     if act.flags & SA_ONSTACK and not ss_flags & SS_DISABLE and not onstack_now:
@@ -221,7 +239,7 @@ def setup_frame(k: "Kernel", t: Thread, sig: int, act: SigAction, info: bytes) -
     data = struct.pack("<Q", act.restorer) + ucontext + info
     assert len(data) == FRAME_SIZE
     try:
-        mem.write(fpstate, fxsave(uc))
+        mem.write(fpstate, fxsave_fast(fr.fx))
         mem.write(frame, data)
     except LinuxError:
         # No room for a frame: Linux kills the thread group with SIGSEGV.
@@ -229,13 +247,14 @@ def setup_frame(k: "Kernel", t: Thread, sig: int, act: SigAction, info: bytes) -
         return
     # The handler clobbers SSE/x87 state; keep the interrupted state to restore at sigreturn.
     t.sig_saved[frame] = uc.context_save()
-    uc.reg_write(X.UC_X86_REG_RDI, sig)
-    uc.reg_write(X.UC_X86_REG_RSI, frame + INFO_OFF)
-    uc.reg_write(X.UC_X86_REG_RDX, frame + UC_OFF)
-    uc.reg_write(RAX, 0)
-    uc.reg_write(RSP, frame)
-    uc.reg_write(RIP, act.handler)
-    uc.reg_write(EFLAGS, eflags & ~(0x400 | 0x100 | 0x10000))   # clear DF, TF, RF
+    w = k.regs.write
+    w(X.UC_X86_REG_RDI, sig)
+    w(X.UC_X86_REG_RSI, frame + INFO_OFF)
+    w(X.UC_X86_REG_RDX, frame + UC_OFF)
+    w(RAX, 0)
+    w(RSP, frame)
+    w(RIP, act.handler)
+    w(EFLAGS, eflags & ~(0x400 | 0x100 | 0x10000))   # clear DF, TF, RF
     if not act.flags & SA_NODEFER:
         t.sigmask |= bit(sig)
     t.sigmask = (t.sigmask | act.mask) & ~UNBLOCKABLE
@@ -246,7 +265,7 @@ def setup_frame(k: "Kernel", t: Thread, sig: int, act: SigAction, info: bytes) -
 def sigreturn(k: "Kernel", t: Thread) -> None:
     """rt_sigreturn, run after emulation stopped at the syscall (so RIP is not advanced by 2)."""
     uc, mem = k.uc, k.mem
-    frame = uc.reg_read(RSP) - 8
+    frame = k.regs.read(RSP) - 8
     try:
         data = mem.read(frame, FRAME_SIZE)
     except LinuxError:
@@ -255,22 +274,21 @@ def sigreturn(k: "Kernel", t: Thread) -> None:
     saved = t.sig_saved.pop(frame, None)
     if saved is not None:
         uc.context_restore(saved)     # SSE/x87/MXCSR (and everything else, overwritten below)
+    fr = _frame_regs(k)
     fpstate = struct.unpack_from("<Q", data, FPSTATE_OFF)[0]
     if fpstate:
         try:
-            fxrstor_sse(uc, mem.read(fpstate, FXSAVE_SIZE))   # what the handler left there
+            fxrstor_sse(fr.sse, mem.read(fpstate, FXSAVE_SIZE))   # what the handler left there
         except LinuxError:
             k.terminate_by_signal(11)
             return
-    regs = struct.unpack_from("<17Q", data, MCTX_OFF)
-    for reg, value in zip(SIGCONTEXT_REGS, regs):
-        uc.reg_write(reg, value)
+    regs = list(struct.unpack_from("<17Q", data, MCTX_OFF))
     saved_flags = struct.unpack_from("<Q", data, MCTX_OFF + 136)[0]
-    cur = uc.reg_read(EFLAGS)
-    uc.reg_write(EFLAGS, (cur & ~0x50DD5) | (saved_flags & 0x50DD5))
+    cur = k.regs.read(EFLAGS)
+    fr.gprs.write(RegBatch.pack_u64(regs + [(cur & ~0x50DD5) | (saved_flags & 0x50DD5)]))
     t.sigmask = struct.unpack_from("<Q", data, SIGMASK_OFF)[0] & ~UNBLOCKABLE
     ss_sp, ss_flags, ss_size = unpack_stack_t(data[UC_OFF + 16:UC_OFF + 40])
-    if not on_altstack(t, uc.reg_read(RSP)):
+    if not on_altstack(t, k.regs.read(RSP)):
         t.altstack = (ss_sp, ss_flags & SS_DISABLE, ss_size)
     # frames abandoned by handlers that never returned
     if len(t.sig_saved) > 64:
