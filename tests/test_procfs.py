@@ -88,6 +88,12 @@ def test_status_from_guest_tables(k):
     total = sum(v.end - v.start for v in k.mem.vmas) >> 10
     assert st["VmSize"] == f"{total:8d} kB"
     assert st["Cpus_allowed_list"] == f"0-{k.ncpus - 1}"
+    # an open generated file looks like its /proc entry (size 0, read-only), as on Linux
+    fd, buf = open_file(k, "/proc/self/status", O_RDONLY), k.alloc(144)
+    assert sc(k, "fstat", fd, buf) == 0
+    mode, size = (lambda f: (f[3], f[8]))(meta.STAT.unpack(k.mem.read(buf, 144)))
+    host = os.stat("/proc/self/status")
+    assert (mode, size) == (host.st_mode, host.st_size) == (stat.S_IFREG | 0o444, 0)
     # the other thread, by task/ and by /proc/<tid>
     for path in (f"/proc/self/task/{k.pid + 1}/status", f"/proc/{k.pid + 1}/status"):
         th = status_of(k, path)

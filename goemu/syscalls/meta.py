@@ -67,18 +67,29 @@ def _stat_at(k, dirfd: int, path: bytes, flags: int) -> os.stat_result:
             raise LinuxError(ENOENT)
         d = i32(dirfd)
         if d == AT_FDCWD:
-            return host_call(lambda: os.stat("."))
-        host = k.fds.host(fdarg(d))
-        return host_call(lambda: os.fstat(host))
+            dfd, hp = host_target(k, AT_FDCWD, b".")
+            return host_call(lambda: os.stat(hp, dir_fd=dfd))
+        return fd_stat(k, k.fds.get(fdarg(d)))
     follow = not flags & AT_SYMLINK_NOFOLLOW
     dfd, hp = host_target(k, dirfd, path, follow)
     return host_call(lambda: os.stat(hp, dir_fd=dfd, follow_symlinks=follow))
 
 
+def fd_stat(k, entry) -> os.stat_result:
+    """The host fd's metadata, except for goemu's generated /proc files (memfds), which show
+    their /proc entry's, as Linux's do (size 0, read-only)."""
+    if entry.kind == "memfd" and entry.path.startswith("/proc/"):
+        try:
+            dfd, hp = host_target(k, AT_FDCWD, os.fsencode(entry.path))
+            return os.stat(hp, dir_fd=dfd)
+        except (LinuxError, OSError):
+            pass                      # the entry has gone (a thread ended): the memfd's own
+    return host_call(lambda: os.fstat(entry.host))
+
+
 @syscall("fstat", "fd", "ptr")
 def fstat(k, t, fd, buf):
-    host = k.fds.host(fdarg(fd))
-    k.mem.write(buf, pack_stat(host_call(lambda: os.fstat(host))))
+    k.mem.write(buf, pack_stat(fd_stat(k, k.fds.get(fdarg(fd)))))
     return 0
 
 
