@@ -1,11 +1,15 @@
 """goemu's command line: ``goemu run``, ``goemu syscalls``.
 
-Exit statuses: the guest's own; 128+N when the guest died of signal N; 126 for a file that
-cannot be run; 127 for a file that does not exist; 2 for usage errors; 70 for an internal error.
+Exit statuses: the guest's own; when the guest dies of signal N, goemu dies of signal N too
+(as qemu-user does; no core file), so a shell or waitpid sees a signal death (128+N in $?);
+126 for a file that cannot be run; 127 for a file that does not exist; 2 for usage errors; 70
+for an internal error. A file Linux's execve accepts but then cannot map (past its point of no
+return) ends as it does natively: one line, then death by SIGSEGV.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -49,7 +53,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "reproducible).")
     p.add_argument("--follow-exec", action="store_true",
                    help="when the guest execs a static x86-64 binary (os/exec), run it under goemu too")
-    p.add_argument("--exit-by-signal", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--exit-by-signal", action="store_true", help=argparse.SUPPRESS)  # always so now
     p.add_argument("--cpus", type=int, default=0, metavar="N",
                    help="CPUs the guest sees (sched_getaffinity; sets Go's default GOMAXPROCS)")
     p.add_argument("--slice", type=int, default=0, metavar="INSNS",
@@ -99,34 +103,71 @@ class _Exit(Exception):
 
 def _kernel(args, exact: bool = False):
     """Build the emulated process for `args`; raise _Exit with the status for bad input."""
+    from .hostlimits import take_guest_limits
     from .kernel import DEFAULT_SLICE, DEFAULT_TIMESLICE_MS, Kernel, Options
-    from .loader import BadExecutable
+    from .loader import BadExecutable, ExecFailed
+    from .signals import host_ignored
     path = args.binary
-    if not os.path.exists(path):
+    try:
+        os.stat(path)
+    except OSError as e:
+        # as a shell reports execve's error: ENOENT exits 127, anything else (ENOTDIR, ELOOP,
+        # ENAMETOOLONG, EACCES on a directory) 126
+        print(f"goemu: {path}: {e.strerror or e}", file=sys.stderr)
+        raise _Exit(EXIT_NOT_FOUND if e.errno == errno.ENOENT else EXIT_CANNOT_RUN) from None
+    except ValueError:      # an embedded NUL cannot reach execve
         print(f"goemu: {path}: No such file or directory", file=sys.stderr)
-        raise _Exit(EXIT_NOT_FOUND)
+        raise _Exit(EXIT_NOT_FOUND) from None
+    host_ignored()          # the parent's SIG_IGN dispositions, before goemu installs handlers
     opts = Options(strace=args.strace, verbose=args.verbose, deterministic=args.deterministic,
                    slice=args.slice or DEFAULT_SLICE, cpus=args.cpus,
                    timeslice_ms=args.timeslice or DEFAULT_TIMESLICE_MS, exact=exact,
-                   follow_exec=args.follow_exec, exit_by_signal=args.exit_by_signal)
+                   follow_exec=args.follow_exec, exit_by_signal=True,
+                   rlimits=take_guest_limits())
     argv = [args.argv0 or path] + list(args.args)
     try:
         k = Kernel(path, argv, _env(args), opts)
     except BadExecutable as e:
         print(f"goemu: {path}: {e}", file=sys.stderr)
         raise _Exit(EXIT_CANNOT_RUN) from None
+    except ExecFailed as e:
+        print(f"goemu: {path}: {e}; Linux kills the process with {signal.Signals(e.signal).name}",
+              file=sys.stderr)
+        die_of_signal(e.signal)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     return k
+
+
+def die_of_signal(sig: int) -> None:
+    """End goemu by signal `sig`, as the guest ended natively (a shell's $? is 128+N, waitpid
+    sees WIFSIGNALED), without a core file of goemu. If the signal does not end goemu, the
+    status is 128+N."""
+    import resource
+    import time
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    except (OSError, ValueError):
+        pass
+    try:
+        signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(os.getpid(), sig)
+        time.sleep(1)        # delivered at once to this thread when unblocked
+    except (OSError, ValueError):
+        pass
+    raise _Exit(128 + sig)
 
 
 def cmd_run(args) -> int:
     k = _kernel(args)
     status = k.run()
     sys.stdout.flush()
-    if k.killed_by and k.opts.exit_by_signal:
-        # a --follow-exec child: die of the signal, so the guest parent's wait4 sees it
-        signal.signal(k.killed_by, signal.SIG_DFL)
-        os.kill(os.getpid(), k.killed_by)
+    if k.killed_by:
+        # die of the guest's signal, so the parent's wait4 (a shell, a guest under
+        # --follow-exec) sees a signal death
+        die_of_signal(k.killed_by)
     return status
 
 

@@ -24,6 +24,7 @@ from .fdtable import FdTable
 from .itimers import ITimers
 from .process import Child, Process, child_siginfo
 from .hostio import HostSignals
+from .hostlimits import guest_as_limit
 from .loader import auxv_bytes, build_stack, load, read_image
 from .memory import UC_MEM_FETCH, UC_MEM_WRITE, Memory
 from .sched import Scheduler
@@ -52,6 +53,7 @@ class Options:
     exact: bool = False                # instruction-count slices (tracing, debugging) without
                                        # the virtual clock
     cpus: int = 0                      # 0: the host's count
+    rlimits: dict | None = None        # the guest's limits where goemu lifted its own (hostlimits.py)
     trace_out: object = None           # where --strace and notes go (default stderr)
 
 
@@ -63,7 +65,11 @@ class Kernel:
         self.uc = make_uc()
         self.regs = Gpr(self.uc)
         self.mem = Memory(self.uc)
-        load(self.mem, self.image)
+        # the guest's own limits (goemu lifts its RLIMIT_AS for itself: goemu/hostlimits.py);
+        # RLIMIT_AS bounds the guest's VMAs from the first segment on, as Linux's execve
+        self.rlimits = dict(opts.rlimits or {})
+        self.mem.as_limit = guest_as_limit(self.rlimits)
+        load(self.mem, self.image)               # raises ExecFailed past the point of no return
         self.deterministic = opts.deterministic
         self.clock = VirtualClock() if opts.deterministic else HostClock()
         self.pid = 1000 if opts.deterministic else os.getpid()
@@ -252,7 +258,10 @@ class Kernel:
             addr, access = self.mem.fault_info()
             access = {UC_ERR_WRITE_UNMAPPED: UC_MEM_WRITE, UC_ERR_WRITE_PROT: UC_MEM_WRITE,
                       UC_ERR_FETCH_UNMAPPED: UC_MEM_FETCH, UC_ERR_FETCH_PROT: UC_MEM_FETCH}.get(code, 0)
-        if addr is not None:
+        if addr is not None and self.mem.is_bus_error(addr):
+            # an executable's page past the end of its file (loader.py): SIGBUS, BUS_ADRERR
+            signals.force_fault(self, t, 7, signals.siginfo(7, 2, addr))
+        elif addr is not None:
             vma = self.mem.find(addr)
             si_code = signals.SEGV_ACCERR if vma is not None else signals.SEGV_MAPERR
             err_bits = 4 | (2 if access == UC_MEM_WRITE else 0) | (16 if access == UC_MEM_FETCH else 0) \

@@ -83,23 +83,31 @@ def read_image(path: str) -> Image:
 
 
 def _parse(path: str, data, fd: int) -> Image:
+    """The checks Linux's load_elf_binary makes before the point of no return (each failure is
+    ENOEXEC natively: execve returns and the caller goes on)."""
     if not data:
         raise BadExecutable("empty file: not an ELF executable")
     if data[:4] != b"\x7fELF":
         raise BadExecutable("not an ELF executable")
     if len(data) < _EHDR.size:
         raise BadExecutable("truncated ELF header")
-    if data[4] != 2:
+    # Linux's x86-64 loader reads any class and byte order but ELFCLASS32 as ELF64 and checks
+    # only e_machine; a 32-bit file (compat loader) and a big-endian one are refused here
+    if data[4] == 1:
         raise BadExecutable("32-bit ELF: goemu runs x86-64 (ELF64) executables only")
-    if data[5] != 1:
-        raise BadExecutable("big-endian ELF: goemu runs little-endian x86-64 executables only")
     (_ident, e_type, e_machine, _ver, e_entry, e_phoff, _shoff, _flags, _ehsize, e_phentsize,
      e_phnum, _shentsize, _shnum, _shstrndx) = _EHDR.unpack_from(data)
     if e_machine != EM_X86_64:
+        if data[5] == 2:
+            raise BadExecutable("big-endian ELF: goemu runs little-endian x86-64 executables only")
         raise BadExecutable(f"wrong architecture (ELF machine {e_machine}): goemu runs x86-64 executables only")
     if e_type not in (ET_EXEC, ET_DYN):
         raise BadExecutable(f"not an executable (ELF type {e_type})")
-    if e_phentsize != _PHDR.size or e_phoff + e_phnum * _PHDR.size > len(data):
+    if e_phentsize != _PHDR.size:
+        raise BadExecutable(f"bad ELF program header size {e_phentsize} (not {_PHDR.size}): Exec format error")
+    if e_phnum < 1 or e_phnum * _PHDR.size > 65536:
+        raise BadExecutable(f"bad ELF program header count {e_phnum}: Exec format error")
+    if e_phoff + e_phnum * _PHDR.size > len(data):
         raise BadExecutable("truncated ELF: program headers lie past the end of the file")
     img = Image(path, data, e_entry, e_phoff, e_phnum, fd=fd)
     has_dynamic = False
@@ -111,17 +119,24 @@ def _parse(path: str, data, fd: int) -> Image:
         if p_type == PT_DYNAMIC:
             has_dynamic = True
         if p_type == PT_LOAD:
-            if p_offset + p_filesz > len(data):
-                raise BadExecutable("truncated ELF: a loadable segment lies past the end of the file")
             img.segments.append(Segment(p_vaddr, p_memsz, p_filesz, p_offset, p_flags))
             if p_offset <= e_phoff < p_offset + p_filesz:
-                img.phdr_addr = p_vaddr + (e_phoff - p_offset)
+                img.phdr_addr = (p_vaddr + (e_phoff - p_offset)) & _U64_MASK
     if e_type == ET_DYN:
         raise BadExecutable("position-independent executable (ET_DYN): goemu runs static non-PIE executables only"
                             + (" (it is dynamically linked)" if has_dynamic else ""))
-    if not img.segments:
-        raise BadExecutable("no loadable segments")
     return img
+
+
+_U64_MASK = (1 << 64) - 1
+TASK_SIZE_MAX = (1 << 47) - PAGE     # Linux x86-64's TASK_SIZE (the last page is never user memory)
+
+
+class ExecFailed(Exception):
+    """Linux's execve passed its point of no return and then failed (a segment that cannot be
+    mapped, an entry point above user space, ...): the new process dies of SIGSEGV. The
+    message is one line for the user."""
+    signal = 11
 
 
 def _prot(flags: int) -> int:
@@ -129,34 +144,114 @@ def _prot(flags: int) -> int:
         (PROT_EXEC if flags & PF_X else 0)
 
 
-def load(mem: Memory, img: Image) -> None:
-    """Map PT_LOAD segments (file bytes + zeroed bss), the vDSO, vvar and vsyscall pages."""
-    top = 0
-    name = os.path.basename(img.path)
-    file_pages: list[tuple[int, int]] = []
-    for seg in img.segments:
+def _mmap_min_addr() -> int:
+    """Below this only a process with CAP_SYS_RAWIO may map (root here, as a rule)."""
+    if os.geteuid() == 0:
+        return 0
+    try:
+        with open("/proc/sys/vm/mmap_min_addr") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 65536
+
+
+def _check_range(mem: Memory, start: int, end: int, what: str) -> None:
+    if end > TASK_SIZE_MAX or end < start:
+        raise ExecFailed(f"{what} at {start:#x} lies above user space (ENOMEM)")
+    if start < _mmap_min_addr():
+        raise ExecFailed(f"{what} at {start:#x} lies below vm.mmap_min_addr (EPERM)")
+
+
+def _load_segment(mem: Memory, img: Image, seg: Segment, name: str, file_size: int, first: bool) -> int:
+    """One PT_LOAD as Linux's elf_load maps it; returns the end of what it mapped."""
+    prot = _prot(seg.flags)
+    in_page = seg.vaddr & (PAGE - 1)
+    mapped_end = 0
+    if seg.filesz:
+        # elf_map: the file's pages, MAP_PRIVATE | MAP_FIXED_NOREPLACE (ET_EXEC)
         start = page_down(seg.vaddr)
-        end = page_up(seg.vaddr + seg.memsz)
-        prot = _prot(seg.flags)
-        # map writable, bring the file bytes in (fresh pages are zero: that is the bss), then
-        # set the segment's own protection
+        if seg.filesz + in_page > TASK_SIZE_MAX:
+            raise ExecFailed(f"segment at {seg.vaddr:#x}: file size {seg.filesz:#x} does not fit (ENOMEM)")
+        end = start + page_up(seg.filesz + in_page)
+        offset = seg.offset - in_page
+        if offset % PAGE or offset < 0 or offset + (end - start) > _U64_MASK:
+            raise ExecFailed(f"segment at {seg.vaddr:#x}: file offset {seg.offset:#x} and address "
+                             "differ modulo the page size (EINVAL)")
+        if offset + (end - start) > (1 << 63) - 1:      # file_mmap_ok: past MAX_LFS_FILESIZE
+            raise ExecFailed(f"segment at {seg.vaddr:#x}: file offset {seg.offset:#x} lies past the "
+                             "largest file size (EOVERFLOW)")
+        _check_range(mem, start, end, "segment")
+        # only the first PT_LOAD is MAP_FIXED_NOREPLACE (nothing else is mapped yet but the
+        # stack); later ones are MAP_FIXED and replace what they overlap, as Linux's
+        if first and mem.overlaps(start, end):
+            raise ExecFailed(f"segment at {seg.vaddr:#x} overlaps the stack (EEXIST)")
+        _commit(mem, start, end, prot, "segment")
         mem.map(start, end - start, prot | PROT_READ | PROT_WRITE, name=name)
-        fend = page_up(seg.vaddr + seg.filesz)
-        if seg.filesz and img.fd >= 0 and \
-                (seg.vaddr - seg.offset) % PAGE == 0 and \
-                not any(a < fend and start < b for a, b in file_pages):
-            # map the file's pages as Linux does (read only where the guest touches them),
-            # then clear what follows the file bytes in their last page
-            mem.map_file(start, fend - start, img.fd, page_down(seg.offset))
-            file_pages.append((start, fend))
-            tail = fend - (seg.vaddr + seg.filesz)
-            if tail:
-                mem.poke(seg.vaddr + seg.filesz, bytes(min(tail, end - (seg.vaddr + seg.filesz))))
-        elif seg.filesz:
-            mem.poke(seg.vaddr, img.data[seg.offset:seg.offset + seg.filesz])
+        valid_end = min(end, start + max(page_up(file_size) - offset, 0))
+        if valid_end > start and img.fd >= 0:
+            mem.map_file(start, valid_end - start, img.fd, offset)
         if not prot & PROT_WRITE:
             mem.protect(start, end - start, prot)
-        top = max(top, end)
+        if valid_end < end:
+            # pages wholly past the end of the file: SIGBUS when touched (Linux's page cache)
+            mem.bus_error_range(max(valid_end, start), end)
+        mapped_end = end
+        if seg.memsz > seg.filesz:
+            zero_start = seg.vaddr + seg.filesz
+            # padzero: clear the rest of the last file page; a failure matters only if the
+            # segment is writable (a page past the end of the file: EFAULT)
+            if zero_start % PAGE and prot & PROT_WRITE:
+                if offset + (page_down(zero_start) - start) >= file_size:
+                    raise ExecFailed(f"segment at {seg.vaddr:#x}: its last file page lies past the "
+                                     "end of the file and cannot be cleared (EFAULT)")
+                mem.poke(zero_start, bytes(page_up(zero_start) - zero_start))
+            zero_start = page_up(zero_start)
+        bss_start = zero_start if seg.memsz > seg.filesz else 0
+    else:
+        bss_start = page_down(seg.vaddr)
+    if seg.memsz > seg.filesz:
+        # vm_brk_flags: anonymous read-write pages (executable if the segment is), replacing
+        # whatever was there
+        zero_end = seg.vaddr + seg.memsz
+        if seg.memsz > TASK_SIZE_MAX or zero_end > TASK_SIZE_MAX:
+            raise ExecFailed(f"segment at {seg.vaddr:#x}: memory size {seg.memsz:#x} reaches "
+                             "above user space (ENOMEM)")
+        zero_end = page_up(zero_end)
+        if zero_end > bss_start:
+            _check_range(mem, bss_start, zero_end, "segment")
+            bss_prot = PROT_READ | PROT_WRITE | (prot & PROT_EXEC)
+            _commit(mem, bss_start, zero_end, bss_prot, "segment's zero-filled part")
+            mem.map(bss_start, zero_end - bss_start, bss_prot, name="")
+            mapped_end = max(mapped_end, zero_end)
+    return mapped_end
+
+
+def _commit(mem: Memory, start: int, end: int, prot: int, what: str) -> None:
+    from .overcommit import check_commit
+    if not check_commit(mem, end - start, prot):
+        raise ExecFailed(f"{what} at {start:#x}: {end - start:#x} bytes are more memory than the "
+                         "host can commit (ENOMEM)")
+
+
+def load(mem: Memory, img: Image) -> None:
+    """Map PT_LOAD segments (file bytes + zeroed bss), the vDSO, vvar and vsyscall pages, in the
+    order and with the checks of Linux's load_elf_binary past its point of no return (a failure
+    raises ExecFailed: Linux kills the new process with SIGSEGV)."""
+    name = os.path.basename(img.path)
+    file_size = len(img.data)
+    top = 0
+    for i, seg in enumerate(img.segments):
+        # Linux checks these after mapping the segment; checked first here (the outcome is the
+        # same SIGSEGV, and a 2^45-byte file range need not be mapped to be refused)
+        k = seg.vaddr
+        if k >= TASK_SIZE_MAX or seg.filesz > seg.memsz or seg.memsz > TASK_SIZE_MAX or \
+                TASK_SIZE_MAX - seg.memsz < k:
+            raise ExecFailed(f"segment at {seg.vaddr:#x}: file size {seg.filesz:#x} and memory size "
+                             f"{seg.memsz:#x} are inconsistent or reach above user space (EINVAL)")
+        end = _load_segment(mem, img, seg, name, file_size, i == 0)
+        top = max(top, end, page_up(k + seg.memsz))
+    if img.entry >= TASK_SIZE_MAX:
+        raise ExecFailed(f"entry point {img.entry:#x} lies above user space (EINVAL)")
     mem.brk_start = mem.brk = top
     mem.map(VDSO_ADDR, PAGE, PROT_READ | PROT_EXEC, "[vdso]", data=build_vdso())
     mem.map(VVAR_ADDR, PAGE, PROT_READ, "[vvar]")

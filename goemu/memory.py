@@ -155,6 +155,12 @@ class Memory:
         self._backs: list[tuple[int, int, int]] = []
         self._back_starts: list[int] = []
         self._file_pages: list[tuple[int, int]] = []   # guest ranges mapped from a file
+        # executable pages wholly past the end of its file: never granted, SIGBUS when touched
+        # (as Linux's page cache answers); set by the loader, read by the fault handler
+        self._bus_ranges: list[tuple[int, int]] = []
+        # RLIMIT_AS of the guest (None: unlimited): map() refuses growth past it with ENOMEM,
+        # as Linux's may_expand_vm; set by the kernel and the guest's setrlimit
+        self.as_limit: int | None = None
         # the permission table: one byte per guest page below 2^47 (32 GiB of address space,
         # touched only where pages are mapped: 4 KiB of table per 16 MiB of guest memory)
         self._table_size = _TABLE_HEADER + (TASK_SIZE >> 12)
@@ -294,6 +300,18 @@ class Memory:
             done += k
         self._file_pages.append((addr, addr + length))
 
+    def bus_error_range(self, start: int, end: int) -> None:
+        """[start, end) is mapped but past the end of its file: accesses raise SIGBUS."""
+        self._set_perms(start, end, PROT_NONE)
+        self._bus_ranges.append((start, end))
+
+    def is_bus_error(self, addr: int) -> bool:
+        return self.find(addr) is not None and any(a <= addr < b for a, b in self._bus_ranges)
+
+    def total_mapped(self) -> int:
+        """Bytes in the VMA table (Linux's total_vm, which RLIMIT_AS bounds)."""
+        return sum(v.end - v.start for v in self.vmas)
+
     def flush_tlb(self) -> None:
         native.uc_ctl_write(self.uc, UC_CTL_TLB_FLUSH)
         self.tlb_flushes += 1
@@ -349,6 +367,12 @@ class Memory:
                 raise LinuxError(ENOMEM)
         else:
             addr = self.find_free(length, page_down(addr) if addr else 0)
+        if self.as_limit is not None:
+            # may_expand_vm: what MAP_FIXED replaces does not count twice
+            grow = length - sum(min(v.end, addr + length) - max(v.start, addr) for v in self.vmas
+                                if v.start < addr + length and v.end > addr)
+            if self.total_mapped() + grow > self.as_limit:
+                raise LinuxError(ENOMEM)
         if data and prot == PROT_NONE:
             raise LinuxError(EINVAL)
         end = addr + length

@@ -108,11 +108,36 @@ def on_altstack(t: Thread, sp: int) -> bool:
     return not ss_flags & SS_DISABLE and ss_sp < sp <= ss_sp + ss_size
 
 
+_host_ignored: set[int] | None = None
+
+
+def host_ignored() -> set[int]:
+    """Signals goemu's parent left ignored (nohup: SIGHUP; `prog &` in sh: SIGINT, SIGQUIT).
+    Linux keeps SIG_IGN across execve, so the guest starts with them ignored. Read once, before
+    goemu installs its own handlers. SIGPIPE and SIGXFSZ cannot be told: the Python interpreter
+    sets them to SIG_IGN itself before goemu's first line runs, so they start as SIG_DFL."""
+    global _host_ignored
+    if _host_ignored is None:
+        import signal as host
+        _host_ignored = set()
+        for sig in range(1, NSIG + 1):
+            if sig in (SIGKILL, SIGSTOP, 13, 25):
+                continue
+            try:
+                if host.getsignal(sig) == host.SIG_IGN:
+                    _host_ignored.add(sig)
+            except (ValueError, OSError):
+                pass
+    return _host_ignored
+
+
 class Signals:
     """Process-wide dispositions (CLONE_SIGHAND shares them between all threads)."""
 
     def __init__(self) -> None:
         self.actions = [SigAction() for _ in range(NSIG + 1)]
+        for sig in host_ignored():
+            self.actions[sig].handler = SIG_IGN
 
     def ignored(self, sig: int) -> bool:
         act = self.actions[sig]

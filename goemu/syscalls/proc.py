@@ -490,6 +490,8 @@ def set_rlimit(k, res: int, soft: int, hard: int) -> None:
     if res == RLIMIT_NOFILE and hard > MAX_FDS:
         raise LinuxError(EPERM)
     _rlimits(k)[res] = (soft, hard)
+    if res == resource.RLIMIT_AS:       # bounds the guest's VMAs from now on (may_expand_vm)
+        k.mem.as_limit = None if soft >= RLIM_INFINITY else soft
 
 
 @syscall("getrlimit", "rlimit", "ptr")
@@ -498,7 +500,8 @@ def getrlimit(k, t, res, rlim):
     return 0
 
 
-@syscall("setrlimit", "rlimit", "ptr", level=PARTIAL, note="remembered; the host is unchanged")
+@syscall("setrlimit", "rlimit", "ptr", level=PARTIAL,
+         note="remembered; RLIMIT_AS bounds the guest's mappings; the host is unchanged")
 def setrlimit(k, t, res, rlim):
     soft, hard = RLIMIT.unpack(k.mem.read(rlim, RLIMIT.size))
     set_rlimit(k, _i32(res), soft, hard)

@@ -1,0 +1,46 @@
+"""Resource limits goemu must lift for itself and keep for the guest.
+
+Under ``ulimit -v`` (RLIMIT_AS) goemu could not even start: its own address space (the
+interpreter, Unicorn's code buffer, a 32 GiB sparse permission table, guest pages) is not the
+guest's. So goemu raises its own soft limit as far as the hard limit allows (root may lift the
+hard one too) and applies the original limit to the guest's VMAs instead (Memory.as_limit), as
+Linux's may_expand_vm does. The guest sees and changes its own value (getrlimit/setrlimit).
+"""
+from __future__ import annotations
+
+import os
+import resource
+
+RLIM_INFINITY = (1 << 64) - 1
+
+
+def _u64(v: int) -> int:
+    return RLIM_INFINITY if v == resource.RLIM_INFINITY or v < 0 else v
+
+
+def take_guest_limits() -> dict[int, tuple[int, int]]:
+    """Lift goemu's own RLIMIT_AS; return the guest's limits that now differ from goemu's."""
+    out: dict[int, tuple[int, int]] = {}
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    except (OSError, ValueError):
+        return out
+    if soft == resource.RLIM_INFINITY:
+        return out
+    out[resource.RLIMIT_AS] = (_u64(soft), _u64(hard))
+    for new in ((resource.RLIM_INFINITY, resource.RLIM_INFINITY), (hard, hard)):
+        if new[1] != hard and os.geteuid() != 0:
+            continue
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, new)
+            break
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def guest_as_limit(rlimits: dict) -> int | None:
+    lim = rlimits.get(resource.RLIMIT_AS)
+    if lim is None or lim[0] >= RLIM_INFINITY:
+        return None
+    return lim[0]
