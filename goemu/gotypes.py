@@ -271,7 +271,14 @@ class _Dwarf:
         self._cache[name] = die
         return die
 
-    def _find_fast(self, name: str):
+    def subprogram(self, name: str):
+        """The DW_TAG_subprogram DIE of function `name` (its parameters are its children)."""
+        key = "func " + name
+        if key not in self._cache:
+            self._cache[key] = self._find_fast(name, "DW_TAG_subprogram")
+        return self._cache[key]
+
+    def _find_fast(self, name: str, tag: str = "DW_TAG_structure_type"):
         # Go puts DW_AT_name (DW_FORM_string) first in its structure-type abbrev, so the DIE
         # starts at the abbrev code just before the inline name. Check every candidate against
         # the abbrev table before letting pyelftools parse it.
@@ -290,7 +297,7 @@ class _Dwarf:
                     decl = cu.get_abbrev_table().get_abbrev(code)
                 except Exception:
                     continue
-                if decl is None or decl["tag"] != "DW_TAG_structure_type":
+                if decl is None or decl["tag"] != tag:
                     continue
                 specs = decl["attr_spec"]
                 if not specs or specs[0].name != "DW_AT_name" or specs[0].form != "DW_FORM_string":

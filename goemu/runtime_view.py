@@ -61,6 +61,30 @@ class RuntimeView:
         pid = self.field("p", p, "id", signed=True) if p else None
         return mid, pid, goid
 
+    def where(self, t: "Thread") -> dict:
+        """What thread t runs now, for a trace event: {"g": g pointer, "m", "p", "goid",
+        "curg" (goid of m.curg, the user goroutine the M serves; 0 when none), "curg_ptr"}."""
+        out = {"g": 0, "m": None, "p": None, "goid": None, "curg": None, "curg_ptr": 0}
+        if not self.ok:
+            return out
+        g = self.current_g(t)
+        out["g"] = g
+        if not g:
+            return out
+        out["goid"] = self.field("g", g, "goid", signed=True)
+        m = self.field("g", g, "m")
+        if m:
+            out["m"] = self.field("m", m, "id", signed=True)
+            p = self.field("m", m, "p")
+            out["p"] = self.field("p", p, "id", signed=True) if p else None
+            cg = self.field("m", m, "curg") or 0
+            out["curg_ptr"] = cg
+            out["curg"] = self.field("g", cg, "goid", signed=True) if cg else 0
+        return out
+
+    def goid_of(self, g: int) -> int | None:
+        return self.field("g", g, "goid", signed=True) if g else None
+
     # ---- global state -----------------------------------------------------------
     def _slice(self, name: str) -> list[int]:
         base = self.lay.globals.get(name)

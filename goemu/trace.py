@@ -1,16 +1,27 @@
 """goemu trace: one event per entry of each traced function, with the runtime's M, P and G.
 
 Code hooks sit only on the traced functions' entry addresses (and, with --ret, on their RET
-instructions), so untraced code runs as in ``goemu run``. Slices are instruction-exact while
-tracing, so every event carries ``icount``, the number of guest instructions executed before
-it; with --deterministic two traces of the same run are byte-identical.
+instructions), so untraced code runs as in ``goemu run``. A function the compiler inlined is
+traced at the first pc of each inlined body (the pclntab's inline tree), with ``inlined_in``.
 
-Sinks: text (in the spirit of ``dlv trace``), JSON Lines, and Chrome trace-event JSON (guest
-threads as tracks, function spans, run-queue counters) that opens in Perfetto.
+Events follow goroutines, not threads: each carries the g the thread runs (``goid``, 0 on g0)
+and the user goroutine its M serves (``curg``, m.curg), and a return is matched to its call by
+the goroutine (g pointer and goid) and SP, so a call that parks and resumes on another M still
+gets its return. ``icount`` (guest instructions so far) is present when the slicer counts
+exactly; ``ns`` is the guest's monotonic clock (virtual with --deterministic, so two traces of
+one run are byte-identical). --args adds ``args`` (and ``results`` on returns), placed by the
+binary's ABI (goemu.traceargs); --stack goes on past morestack/mcall/systemstack onto the
+goroutine's own frames (``stack_switch``, ``stack_goid``).
+
+Sinks: text (in the spirit of ``dlv trace``), JSON Lines, Chrome trace-event JSON (guest
+threads as tracks, function spans, run-queue counters) that opens in Perfetto, and the
+timeline picture (goemu.timeline).
 """
 from __future__ import annotations
 
+import fnmatch
 import json
+import struct
 import sys
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -23,6 +34,7 @@ from .cpu import RIP, RSP
 from .gotypes import Layouts
 from .runtime_view import RuntimeView
 from .symbols import Symbols
+from .traceargs import Signatures
 
 GPRS = [("rax", X.UC_X86_REG_RAX), ("rbx", X.UC_X86_REG_RBX), ("rcx", X.UC_X86_REG_RCX),
         ("rdx", X.UC_X86_REG_RDX), ("rsi", X.UC_X86_REG_RSI), ("rdi", X.UC_X86_REG_RDI),
@@ -43,14 +55,31 @@ class TraceOptions:
     sched: bool = False
     chrome: str | None = None
     timeline: str | None = None
+    args: bool = False
+    window: tuple = (None, None)  # timeline window: (from, to), each ms, "+N" or a function name
 
 
 @dataclass
 class _Open:
     func: str
     rsp: int
-    icount: int
+    icount: int | None
+    ns: int
     seq: int
+    goid: int | None
+
+
+@dataclass
+class Target:
+    name: str
+    entry: int                    # where the hook sits: the entry, or an inlined body's first pc
+    end: int
+    inlined_in: str | None = None  # the physical function an inlined copy lives in
+
+
+# Functions that switch from a goroutine's stack to g0's: a stack that reaches one of them
+# goes on with the goroutine's frames, from where the switch saved them (m.curg.sched).
+SWITCHERS = ("runtime.morestack", "runtime.systemstack", "runtime.mcall")
 
 
 @dataclass
@@ -60,15 +89,15 @@ class Tracer:
     layouts: Layouts
     opts: TraceOptions
     seq: int = 0
-    events: list = field(default_factory=list)          # for the Chrome sink
-    open_calls: dict = field(default_factory=dict)      # tid -> [_Open]
+    events: list = field(default_factory=list)          # for the Chrome and SVG sinks
+    open_calls: dict = field(default_factory=dict)      # (g pointer, goid) -> [_Open]
     pending_step: tuple | None = None
     muted: bool = False
 
     def __post_init__(self) -> None:
         self.view = RuntimeView(self.k, self.syms, self.layouts)
         self.md = Cs(CS_ARCH_X86, CS_MODE_64)
-        self.targets: list[tuple[str, int, int]] = []   # (name, entry, end)
+        self.targets: list[Target] = []
         ends = {f.entry: f.end for f in self.syms.functions()}
         seen = set()
         for pattern in self.opts.patterns:
@@ -76,25 +105,50 @@ class Tracer:
                 if addr in seen:
                     continue
                 seen.add(addr)
-                self.targets.append((name, addr, ends.get(addr, addr + 1)))
-        self.targets.sort(key=lambda x: x[1])
+                self.targets.append(Target(name, addr, ends.get(addr, addr + 1)))
+        # inlined copies: calls the compiler inlined have no entry of their own; the inline
+        # tree says where each inlined body starts
+        sites = self.syms.inline_sites()
+        for pattern in self.opts.patterns:
+            for name in sorted(n for n in sites if fnmatch.fnmatchcase(n, pattern)):
+                for site in sites[name]:
+                    if (name, site.pc) in seen:
+                        continue
+                    seen.add((name, site.pc))
+                    self.targets.append(Target(name, site.pc, site.pc + 1, site.host))
+        self.targets.sort(key=lambda x: x.entry)
+        self.sigs = Signatures(self.syms) if self.opts.args else None
         self._hooks = []
 
     # ---- installation ---------------------------------------------------------
     def install(self) -> None:
         uc = self.k.uc
-        for name, entry, end in self.targets:
-            self._hooks.append(uc.hook_add(UC_HOOK_CODE, self._on_entry, name, entry, entry))
-            if self.opts.ret:
-                code = self.syms.read(entry, end - entry) or b""
-                for insn in self.md.disasm(code, entry):
+        for target in self.targets:
+            self._hooks.append(uc.hook_add(UC_HOOK_CODE, self._on_entry, target, target.entry,
+                                           target.entry))
+            if self.opts.ret and target.inlined_in is None:
+                code = self.syms.read(target.entry, target.end - target.entry) or b""
+                for insn in self.md.disasm(code, target.entry):
                     if insn.mnemonic in ("ret", "retq"):
-                        self._hooks.append(uc.hook_add(UC_HOOK_CODE, self._on_ret, name,
+                        self._hooks.append(uc.hook_add(UC_HOOK_CODE, self._on_ret, target.name,
                                                        insn.address, insn.address))
 
     # ---- events -------------------------------------------------------------------
-    def icount(self) -> int:
-        return self.k.slicer.icount()
+    def icount(self) -> int | None:
+        """Guest instructions so far, when the slicer counts them exactly (else None)."""
+        try:
+            return self.k.slicer.icount()
+        except Exception:
+            return None
+
+    def now_ns(self, icount: int | None) -> int:
+        """The guest's monotonic clock; the virtual clock moves between slices, so inside one
+        the instructions run so far are added (1 ns each, as the clock charges them)."""
+        clock = self.k.clock
+        ns = clock.monotonic()
+        if getattr(clock, "deterministic", False) and icount is not None:
+            ns += max(icount - getattr(self.k.slicer, "executed", icount), 0)
+        return ns
 
     def _caller(self, ret: int) -> tuple[str, str, int | None]:
         hit = self.syms.lookup(ret)
@@ -105,27 +159,51 @@ class Tracer:
         short = file.rsplit("/", 1)[-1] if file else ""
         return f"{name}+{ret - start:#x}", short, line
 
-    def _on_entry(self, uc, address, size, name) -> None:
+    def _head(self, t, w: dict, icount) -> dict:
+        ev = {"seq": self.seq}
+        if icount is not None:
+            ev["icount"] = icount
+        ev.update({"ns": self.now_ns(icount), "tid": t.tid, "m": w["m"], "p": w["p"],
+                   "goid": w["goid"], "curg": w["curg"]})
+        return ev
+
+    def _on_entry(self, uc, address, size, target: Target) -> None:
         if self.muted:
             return
         k = self.k
         t = k.current
         rsp = uc.reg_read(RSP)
-        ret = self.view.u64(rsp)
-        caller, file, line = self._caller(ret)
-        mid, pid, goid = self.view.gmp(t)
+        w = self.view.where(t)
+        name = target.name
         self.seq += 1
-        ev = {"seq": self.seq, "icount": self.icount(), "tid": t.tid, "m": mid, "p": pid,
-              "goid": goid, "func": name, "pc": address, "caller": caller,
-              "caller_pc": ret, "file": file, "line": line}
+        icount = self.icount()
+        ev = self._head(t, w, icount)
+        ev.update({"func": name, "pc": address})
+        if target.inlined_in is None:
+            ret = self.view.u64(rsp)
+            caller, file, line = self._caller(ret)
+            ev.update({"caller": caller, "caller_pc": ret, "file": file, "line": line})
+        else:
+            # the caller of an inlined body is the next frame out, at the call site's line
+            fr = self.syms.frames(self.view.u64, address, rsp, 2)
+            outer = fr[1] if len(fr) > 1 else None
+            hit = self.syms.lookup(address)
+            off = f"+{address - hit[1]:#x}" if hit else ""
+            file = (outer.file or "").rsplit("/", 1)[-1] if outer else ""
+            ev.update({"caller": f"{outer.func if outer else target.inlined_in}{off if outer and not outer.inlined else ''}",
+                       "caller_pc": address, "file": file, "line": outer.line if outer else None,
+                       "inlined_in": target.inlined_in})
+        if self.sigs is not None:
+            sig = self.sigs.get(name) if target.inlined_in is None else None
+            ev["args"] = self.sigs.values(sig, "args", uc.reg_read, rsp, self.view.read, self.show) \
+                if sig is not None else []
         if self.opts.stack:
-            frames = self.syms.unwind(self.view.u64, address, rsp, self.opts.stack)
-            ev["stack"] = [f.func for f in frames]
+            self._stack(ev, w, address, rsp)
         if self.opts.sched:
             ev["sched"] = self.view.sched()
-        if self.opts.ret:
-            calls = self.open_calls.setdefault(t.tid, [])
-            calls.append(_Open(name, rsp, ev["icount"], self.seq))
+        if self.opts.ret and target.inlined_in is None:
+            calls = self.open_calls.setdefault((w["g"], w["goid"]), [])
+            calls.append(_Open(name, rsp, icount, ev["ns"], self.seq, w["goid"]))
             if len(calls) > 256:        # functions that never return (runtime.schedule, mcall)
                 del calls[:-256]
         self.emit(ev)
@@ -133,11 +211,25 @@ class Tracer:
             self.pending_step = (t, ev)
             k.stop("break")
 
+    def _stack(self, ev: dict, w: dict, pc: int, sp: int) -> None:
+        n = self.opts.stack
+        frames = self.syms.frames(self.view.u64, pc, sp, n)
+        ev["stack"] = [f.func for f in frames]
+        cg = w["curg_ptr"]
+        if frames and frames[-1].func in SWITCHERS and len(frames) < n and cg and cg != w["g"]:
+            spc, ssp = self.view.field("g", cg, "sched.pc"), self.view.field("g", cg, "sched.sp")
+            if spc and ssp:
+                more = self.syms.frames(self.view.u64, spc, ssp, n - len(frames))
+                ev["stack_switch"] = len(frames)    # where the goroutine's own frames begin
+                ev["stack_goid"] = w["curg"]
+                ev["stack"] += [f.func for f in more]
+
     def _on_ret(self, uc, address, size, name) -> None:
         if self.muted:
             return
         t = self.k.current
-        stack = self.open_calls.get(t.tid)
+        w = self.view.where(t)
+        stack = self.open_calls.get((w["g"], w["goid"]))
         if not stack:
             return
         rsp = uc.reg_read(RSP)
@@ -148,12 +240,66 @@ class Tracer:
                 break
         else:
             return
-        mid, pid, goid = self.view.gmp(t)
         self.seq += 1
-        now = self.icount()
-        self.emit({"seq": self.seq, "icount": now, "tid": t.tid, "m": mid, "p": pid, "goid": goid,
-                   "func": name, "pc": address, "event": "return", "call_seq": call.seq,
-                   "dur_icount": now - call.icount})
+        icount = self.icount()
+        ev = self._head(t, w, icount)
+        ev.update({"func": name, "pc": address, "event": "return", "call_seq": call.seq})
+        if icount is not None and call.icount is not None:
+            ev["dur_icount"] = icount - call.icount
+        ev["dur_ns"] = ev["ns"] - call.ns
+        if self.sigs is not None:
+            sig = self.sigs.get(name)
+            ev["results"] = self.sigs.values(sig, "results", uc.reg_read, rsp, self.view.read,
+                                             self.show) if sig is not None else []
+        self.emit(ev)
+
+    # ---- values ------------------------------------------------------------------------
+    def show(self, t, words: list[int]) -> str:
+        """A Go value as text: runtime pointers by their ids, func values by name."""
+        if not words:
+            return "{}"
+        w0 = words[0]
+        kind = t.kind
+        if kind == "bool":
+            return "true" if w0 & 0xFF else "false"
+        if kind == "int":
+            bits = 8 * min(t.size, 8)
+            return str(w0 - (1 << bits) if w0 >> (bits - 1) & 1 else w0)
+        if kind == "uint":
+            if t.name == "runtime.waitReason":
+                return f"{w0} ({self.layouts.waitreason_name(w0)})"
+            return str(w0)
+        if kind == "uintptr":
+            return str(w0) if w0 < 1 << 32 else hex(w0)     # sizes in decimal, addresses in hex
+        if kind == "float":
+            fmt, n = ("<f", 4) if t.size == 4 else ("<d", 8)
+            return repr(struct.unpack(fmt, w0.to_bytes(8, "little")[:n])[0])
+        if kind == "func":
+            if not w0:
+                return "nil"
+            hit = self.syms.lookup(self.view.u64(w0))
+            return hit[0] if hit else hex(w0)
+        if kind == "ptr":
+            if not w0:
+                return "nil"
+            if t.name == "*runtime.g":
+                goid = self.view.goid_of(w0)
+                return f"G{goid}" if goid else f"g@{w0:#x}"     # g0s, gsignal, a new g
+            if t.name == "*runtime.funcval":
+                hit = self.syms.lookup(self.view.u64(w0))
+                return hit[0] if hit else hex(w0)
+            if t.name == "*runtime.m":
+                return f"M{self.view.field('m', w0, 'id', signed=True)}"
+            if t.name == "*runtime.p":
+                return f"P{self.view.field('p', w0, 'id', signed=True)}"
+            return hex(w0)
+        if kind == "string" and len(words) >= 2:
+            n = words[1]
+            raw = self.view.read(w0, min(n, 40)) if w0 and n < 1 << 30 else b""
+            return json.dumps(raw.decode("utf-8", "replace") + ("..." if n > 40 else ""))
+        if kind == "slice" and len(words) >= 3:
+            return f"{t.name}(len={words[1]}, cap={words[2]})"
+        return "{" + ", ".join(hex(v) for v in words) + "}"
 
     # ---- --step ---------------------------------------------------------------------
     def do_steps(self) -> None:
@@ -220,13 +366,26 @@ class Tracer:
                      f"{s['loc']:<18} {' '.join(f'{n}={v}' for n, v in s['changed'].items())}".rstrip()
                      for i, s in enumerate(ev["steps"])]
             return "\n".join(lines) if lines else "    (no instructions stepped)"
-        head = f"[{ev['icount']}] {self._id('M', ev['m'])} {self._id('P', ev['p'])} {self._id('G', ev['goid'])}"
+        clock = f"[{ev['icount']}]" if "icount" in ev else f"[{ev['ns']}ns]"
+        head = f"{clock} {self._id('M', ev['m'])} {self._id('P', ev['p'])} {self._id('G', ev['goid'])}"
+        if ev.get("goid") == 0 and ev.get("m") is not None:     # on g0 (or gsignal)
+            head += f" curg={'G' + str(ev['curg']) if ev.get('curg') else '-'}"
         if kind == "return":
-            return f"{head} {ev['func']}() returned after {ev['dur_icount']} instructions"
+            res = ""
+            if ev.get("results"):
+                res = " (" + ", ".join(f"{a['name']}={a['value']}" for a in ev["results"]) + ")"
+            took = f"{ev['dur_icount']} instructions" if "dur_icount" in ev else f"{ev['dur_ns']} ns"
+            return f"{head} {ev['func']}() returned{res} after {took}"
+        args = ", ".join(f"{a['name']}={a['value']}" for a in ev.get("args", []))
         loc = f" {ev['file']}:{ev['line']}" if ev.get("file") else ""
-        line = f"{head} {ev['func']}() \u2190 {ev['caller']}{loc}"
+        inl = f" [inlined in {ev['inlined_in']}]" if ev.get("inlined_in") else ""
+        line = f"{head} {ev['func']}({args}){inl} \u2190 {ev['caller']}{loc}"
         if "stack" in ev:
-            line += "\n" + "\n".join(f"    #{i} {f}" for i, f in enumerate(ev["stack"]))
+            frames = [f"    #{i} {f}" for i, f in enumerate(ev["stack"])]
+            if "stack_switch" in ev:
+                frames.insert(ev["stack_switch"], f"    --- goroutine G{ev['stack_goid']} (m.curg), "
+                                                  f"from its saved context ---")
+            line += "\n" + "\n".join(frames)
         if "sched" in ev and ev["sched"]:
             s = ev["sched"]
             ps = " ".join(f"P{p['id']}:{p['status'].lstrip('_P')}/q{p['runq']}"
@@ -236,9 +395,11 @@ class Tracer:
         return line
 
     def write_chrome(self) -> None:
-        """Chrome trace-event JSON. Time is the instruction count (1 instruction = 1 ns), so
-        the file is reproducible and spans show the work each call did."""
+        """Chrome trace-event JSON on the guest's clock (the virtual clock with --deterministic,
+        so the file is reproducible). A call that returns on another thread (its goroutine moved
+        to another M while it was parked) is an instant, not a span across tracks."""
         pid = self.k.pid
+        t0 = min((ev["ns"] for ev in self.events if "ns" in ev), default=0)
         tev: list[dict] = []
         names: dict[int, int | None] = {}
         starts: dict[int, dict] = {}
@@ -247,18 +408,27 @@ class Tracer:
             if kind == "steps":
                 continue
             names.setdefault(ev["tid"], ev.get("m"))
-            ts = ev["icount"] / 1000.0
+            ts = (ev["ns"] - t0) / 1000.0
             if kind == "return":
                 start = starts.pop(ev["call_seq"], None)
-                if start is not None:
-                    start["dur"] = ev["dur_icount"] / 1000.0
+                if start is not None and start["tid"] == ev["tid"]:
+                    start["dur"] = ev["dur_ns"] / 1000.0
+                    if "results" in ev:
+                        start["args"]["results"] = ev["results"]
+                elif start is not None:
+                    start["ph"], start["s"] = "i", "t"
+                    start.pop("dur", None)
                 continue
-            args = {"goid": ev["goid"], "p": ev["p"], "m": ev["m"], "caller": ev["caller"]}
+            args = {"goid": ev["goid"], "curg": ev.get("curg"), "p": ev["p"], "m": ev["m"],
+                    "caller": ev["caller"]}
+            for key in ("icount", "args", "inlined_in"):
+                if key in ev:
+                    args[key] = ev[key]
             if "stack" in ev:
                 args["stack"] = ev["stack"]
             item = {"name": ev["func"], "cat": "call", "ph": "i", "s": "t", "ts": ts, "pid": pid,
                     "tid": ev["tid"], "args": args}
-            if self.opts.ret:
+            if self.opts.ret and not ev.get("inlined_in"):
                 item.update(ph="X", dur=0.0)
                 item.pop("s")
                 starts[ev["seq"]] = item
@@ -270,15 +440,17 @@ class Tracer:
                 tev.append({"name": "run queues", "ph": "C", "ts": ts, "pid": pid, "tid": 0,
                             "args": counters})
         for item in starts.values():     # calls that never returned: instants, not spans
-            item["ph"], item["s"] = "i", "t"
-            item.pop("dur", None)
+            if item["ph"] == "X":
+                item["ph"], item["s"] = "i", "t"
+                item.pop("dur", None)
         meta = [{"name": "process_name", "ph": "M", "ts": 0, "pid": pid, "tid": 0,
                  "args": {"name": f"goemu {self.k.exe_path.rsplit('/', 1)[-1]}"}}]
         for tid, m in sorted(names.items()):
             meta.append({"name": "thread_name", "ph": "M", "ts": 0, "pid": pid, "tid": tid,
                          "args": {"name": f"M{m if m is not None else '?'} (tid {tid})"}})
         doc = {"traceEvents": meta + tev, "displayTimeUnit": "ns",
-               "otherData": {"clock": "guest instructions (1 instruction = 1 ns)",
+               "otherData": {"clock": "guest monotonic clock (virtual with --deterministic: "
+                                      "1 instruction = 1 ns, idle time skipped)",
                              "binary": self.k.exe_path, "go": self.syms.go_version}}
         with open(self.opts.chrome, "w") as f:
             json.dump(doc, f, indent=None, separators=(",", ":"))
