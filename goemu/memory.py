@@ -134,14 +134,8 @@ def _find_invalid_addr_offset() -> int | None:
         return None
 
 
-_INVALID_ADDR_OFFSET: int | None | bool = False
-
-
 def invalid_addr_offset() -> int | None:
-    global _INVALID_ADDR_OFFSET
-    if _INVALID_ADDR_OFFSET is False:
-        _INVALID_ADDR_OFFSET = _find_invalid_addr_offset()
-    return _INVALID_ADDR_OFFSET
+    return native.uc_struct_offset("invalid_addr", _find_invalid_addr_offset)
 
 
 class Memory:

@@ -110,3 +110,60 @@ def uc_ctl_write(uc, ctl_type: int, *args) -> None:
     status = _ucmod.uclib.uc_ctl(uc._uch, ctypes.c_int(value), *args)
     if status != 0:
         raise RuntimeError(f"uc_ctl({ctl_type}) failed: {status}")
+
+
+# ---- offsets inside Unicorn's uc_struct, found by experiment -----------------------------
+# A few fields goemu needs have no API (the instruction counter, the address of a refused TLB
+# fill, the per-load/store exit-check switch). Each is found by an experiment on a scratch
+# engine (the finders live beside their users); the result is fixed for a given libunicorn
+# build, so it is remembered in memory and in a small cache file keyed by that library (the
+# experiments cost ~10 ms of every start).
+_OFFSETS: dict[str, int | None] = {}
+
+
+def _cache_path() -> str:
+    import os
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "goemu", "uc-offsets.json")
+
+
+def _library_key() -> str:
+    import os
+    path = getattr(_ucmod.uclib, "_name", "") or ""
+    try:
+        st = os.stat(path)
+        return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        return ""
+
+
+def uc_struct_offset(name: str, finder) -> int | None:
+    """The offset of uc_struct field `name`, from memory, the cache file, or `finder()`."""
+    if name in _OFFSETS:
+        return _OFFSETS[name]
+    import json
+    key = _library_key()
+    cache: dict = {}
+    try:
+        with open(_cache_path()) as f:
+            cache = json.load(f)
+    except (OSError, ValueError):
+        pass
+    entry = cache.get(key, {}) if key else {}
+    if isinstance(entry, dict) and name in entry and (entry[name] is None or isinstance(entry[name], int)):
+        _OFFSETS[name] = entry[name]
+        return entry[name]
+    value = finder()
+    _OFFSETS[name] = value
+    if key:
+        try:
+            import os
+            os.makedirs(os.path.dirname(_cache_path()), exist_ok=True)
+            cache = {key: {**(entry if isinstance(entry, dict) else {}), name: value}}
+            tmp = f"{_cache_path()}.{os.getpid()}"
+            with open(tmp, "w") as f:
+                json.dump(cache, f)
+            os.replace(tmp, _cache_path())
+        except OSError:
+            pass
+    return value

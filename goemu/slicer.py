@@ -56,14 +56,8 @@ def _find_counter_offset() -> int | None:
         return None
 
 
-_COUNTER_OFFSET: int | None | bool = False
-
-
 def counter_offset() -> int | None:
-    global _COUNTER_OFFSET
-    if _COUNTER_OFFSET is False:
-        _COUNTER_OFFSET = _find_counter_offset()
-    return _COUNTER_OFFSET
+    return native.uc_struct_offset("emu_counter", _find_counter_offset)
 
 
 class CountSlicer:
@@ -169,14 +163,8 @@ def _find_no_exit_request_offset() -> int | None:
         return None
 
 
-_NO_EXIT_OFFSET: int | None | bool = False
-
-
 def no_exit_request_offset() -> int | None:
-    global _NO_EXIT_OFFSET
-    if _NO_EXIT_OFFSET is False:
-        _NO_EXIT_OFFSET = _find_no_exit_request_offset()
-    return _NO_EXIT_OFFSET
+    return native.uc_struct_offset("no_exit_request", _find_no_exit_request_offset)
 
 
 class TimeSlicer:
