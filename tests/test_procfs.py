@@ -17,7 +17,7 @@ from conftest import go119, run_goemu, run_native
 from goemu import signals
 from goemu.errno import EACCES, EINVAL, ENOENT, ENOTDIR, EPERM
 from goemu.memory import PROT_READ, PROT_WRITE
-from goemu.syscalls import meta, procfs
+from goemu.syscalls import meta, proc, procfs
 from test_fs_unit import (AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_RDONLY, O_WRONLY, SCRATCH,
                           SCRATCH_SIZE, FakeKernel, open_file, parse_dirents, read_all, sc)
 
@@ -225,3 +225,18 @@ def test_removed_cwd_is_enoent_not_a_crash(k, tmp_path):
     assert sc(k, "openat", AT_FDCWD, k.s("x"), O_RDONLY, 0) == -ENOENT
     n = sc(k, "readlink", k.s("/proc/self/cwd"), buf, 4096)
     assert k.mem.read(buf, n) == os.readlink(b"/proc/self/cwd")        # "... (deleted)", as Linux
+
+
+def test_limits_are_the_guests(k):
+    """/proc/self/limits shows what the guest's getrlimit shows, including limits it set."""
+    new = k.alloc(16)
+    k.mem.write(new, proc.RLIMIT.pack(100, 200))
+    assert sc(k, "prlimit64", 0, 7, new, 0) == 0                      # RLIMIT_NOFILE
+    lines = read_all(k, open_file(k, "/proc/self/limits", O_RDONLY)).decode().splitlines()
+    assert lines[0] == "Limit                     Soft Limit           Hard Limit           Units     "
+    assert len(lines) == 17
+    assert lines[8] == f"{'Max open files':<25} {'100':<20} {'200':<20} {'files':<10}"
+    for res, line in enumerate(lines[1:]):
+        soft, hard = proc.get_rlimit(k, res)
+        shown = [("unlimited" if v == proc.RLIM_INFINITY else str(v)) for v in (soft, hard)]
+        assert line[26:67].split() == shown

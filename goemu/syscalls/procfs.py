@@ -3,7 +3,7 @@ Python process. No handlers here: ``paths`` resolves every path argument through
 
 ``/proc/self``, ``/proc/thread-self``, ``/proc/<guest pid>`` and ``/proc/<guest tid>`` are
 virtual directories (``ProcDir`` fds, listed by goemu): ``status``, ``stat``, ``statm``,
-``cmdline``, ``environ``, ``auxv``, ``maps``, ``comm`` (text generated from the guest's tables
+``cmdline``, ``environ``, ``auxv``, ``maps``, ``comm``, ``limits`` (text generated from the guest's tables
 when opened, held in a host memfd), the links ``exe``, ``cwd``, ``root``, ``fd/N``, the
 directories ``fd``, ``fdinfo`` (``fdinfo/N``) and ``task`` (``task/<tid>``: each guest thread,
 with its own status, stat and comm). Namespace-wide entries (mounts, mountinfo, mountstats,
@@ -24,11 +24,12 @@ from .fsbase import DT_DIR, DT_LNK, DT_REG, DirStream, Listing
 DIR, FILE, LINK = "dir", "file", "link"
 # Entries of a process directory and of a task directory, in Linux's listing order
 # (tgid_base_stuff / tid_base_stuff in fs/proc/base.c).
-PROCESS_ENTRIES = (b"task", b"fd", b"fdinfo", b"net", b"environ", b"auxv", b"status", b"comm",
-                   b"cmdline", b"stat", b"statm", b"maps", b"cwd", b"root", b"exe", b"mounts",
-                   b"mountinfo", b"mountstats", b"cgroup")
+PROCESS_ENTRIES = (b"task", b"fd", b"fdinfo", b"net", b"environ", b"auxv", b"status", b"limits",
+                   b"comm", b"cmdline", b"stat", b"statm", b"maps", b"cwd", b"root", b"exe",
+                   b"mounts", b"mountinfo", b"mountstats", b"cgroup")
 TASK_ENTRIES = tuple(e for e in PROCESS_ENTRIES if e not in (b"task", b"mountstats"))
-GENERATED = (b"status", b"stat", b"statm", b"cmdline", b"environ", b"auxv", b"maps", b"comm")
+GENERATED = (b"status", b"stat", b"statm", b"cmdline", b"environ", b"auxv", b"maps", b"comm",
+             b"limits")
 LINKS = (b"exe", b"cwd", b"root")
 HOST_SAME = (b"net", b"mounts", b"mountinfo", b"mountstats", b"cgroup")   # namespace-wide
 

@@ -1,6 +1,6 @@
 """The text of the guest's generated /proc files (``procfs`` nodes): status, stat, statm,
-maps, comm, cmdline, environ, auxv and fdinfo/N, from the guest's own tables (threads, signal
-dispositions and masks, the VMA table, the fd table). Formats follow Linux's fs/proc/array.c,
+maps, comm, limits, cmdline, environ, auxv and fdinfo/N, from the guest's own tables (threads,
+signal dispositions and masks, the VMA table, the fd table, the limits getrlimit reports). Formats follow Linux's fs/proc/array.c,
 task_mmu.c and fd.c; the status field list (names, order) is the host kernel's, and the fields
 goemu does not model (capabilities, seccomp, speculation, memory nodes) carry the host's values.
 """
@@ -40,6 +40,8 @@ def content(k, node: Node) -> bytes:
         return maps(k)
     if name == b"comm":
         return comm(k, t) + b"\n"
+    if name == b"limits":
+        return _limits(k)
     if name.startswith(b"fdinfo/"):
         return _fdinfo(k, k.fds.fds[int(name[7:])])
     raise LinuxError(ENOENT)
@@ -310,3 +312,27 @@ def _fdinfo(k, entry: Fd) -> bytes:
         out.append(line + "\n")
     return "".join(out).encode()
 
+
+
+_LIMITS = (("Max cpu time", "seconds"), ("Max file size", "bytes"), ("Max data size", "bytes"),
+           ("Max stack size", "bytes"), ("Max core file size", "bytes"),
+           ("Max resident set", "bytes"), ("Max processes", "processes"),
+           ("Max open files", "files"), ("Max locked memory", "bytes"),
+           ("Max address space", "bytes"), ("Max file locks", "locks"),
+           ("Max pending signals", "signals"), ("Max msgqueue size", "bytes"),
+           ("Max nice priority", ""), ("Max realtime priority", ""),
+           ("Max realtime timeout", "us"))
+
+
+def _limits(k) -> bytes:
+    """proc_pid_limits (fs/proc/base.c): the limits the guest's getrlimit reports."""
+    from .proc import RLIM_INFINITY, get_rlimit
+
+    def value(v: int) -> str:
+        return "unlimited" if v == RLIM_INFINITY else str(v)
+    out = [f"{'Limit':<25} {'Soft Limit':<20} {'Hard Limit':<20} {'Units':<10}\n"]
+    for res, (name, unit) in enumerate(_LIMITS):
+        soft, hard = get_rlimit(k, res)
+        line = f"{name:<25} {value(soft):<20} {value(hard):<20} "
+        out.append(line + (f"{unit:<10}\n" if unit else "\n"))
+    return "".join(out).encode()
