@@ -84,8 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="after each entry, single-step N instructions (disassembled, changed registers)")
     tr.add_argument("--sched", action="store_true", help="scheduler state (schedt, the Ps) per event")
     tr.add_argument("--chrome", metavar="FILE", help="also write Chrome trace-event JSON (opens in Perfetto)")
-    tr.add_argument("--timeline", metavar="FILE.svg", help="also draw the trace as an SVG timeline")
+    tr.add_argument("--timeline", metavar="FILE", help="also draw the trace: FILE.svg, or FILE.html "
+                    "(the same picture with zoom); goroutine lanes, M tracks, run queues")
     tr.add_argument("--args", dest="show_args", action="store_true", help="arguments at entries (and results with --ret)")
+    tr.add_argument("--from", dest="t_from", metavar="WHEN", help="timeline window start: ms on the "
+                    "trace's clock, or a function name (its first event)")
+    tr.add_argument("--to", dest="t_to", metavar="WHEN", help="timeline window end: ms, +ms after "
+                    "--from, or a function name (its first event after --from)")
     _add_run_options(tr)
     from .debughelp import HELP as debug_doc
     db = sub.add_parser("debug", help="step through a binary: breakpoints, bt, threads, goroutines, sched",
@@ -193,7 +198,7 @@ def cmd_trace(args) -> int:
     syms, layouts = _symbols(args.binary)
     out = open(args.output, "w") if args.output else sys.stderr
     opts = TraceOptions(args.sym, args.format, out, args.ret, args.stack, args.step, args.sched, args.chrome,
-                        args.timeline, args.show_args, (None, None))
+                        args.timeline, args.show_args, (args.t_from, args.t_to))
     tracer = Tracer(k, syms, layouts, opts)
     if not tracer.targets:
         print(f"goemu: no function matches {' or '.join(args.sym)}", file=sys.stderr)

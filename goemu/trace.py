@@ -469,9 +469,15 @@ def run_traced(k, tracer: Tracer) -> int:
         if tracer.opts.chrome:
             tracer.write_chrome()
         if tracer.opts.timeline:
-            from .timeline import render_svg
-            title = f"goemu trace {' '.join(tracer.opts.patterns)} — {tracer.k.exe_path.rsplit('/', 1)[-1]}"
-            with open(tracer.opts.timeline, "w") as f:
-                f.write(render_svg(tracer.events, title, tracer.opts.ret))
+            from .timeline import render_html, render_svg
+            title = f"goemu trace {' '.join(tracer.opts.patterns)} \u2014 {tracer.k.exe_path.rsplit('/', 1)[-1]}"
+            render = render_html if tracer.opts.timeline.endswith((".html", ".htm")) else render_svg
+            try:
+                picture = render(tracer.events, title, tracer.opts.ret, tracer.opts.window)
+            except ValueError as e:       # a window naming a function that was not traced
+                print(f"goemu: {e}", file=sys.stderr)
+            else:
+                with open(tracer.opts.timeline, "w") as f:
+                    f.write(picture)
     return k.exit_status
 

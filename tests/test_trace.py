@@ -144,12 +144,41 @@ def test_stripped_binary_is_explained(tmp_path):
 
 
 def test_timeline_picture(tmp_path):
+    """M tracks, goroutine lanes, a time axis on the virtual clock, run queues with a y-axis,
+    a legend; a window; the HTML page with zoom."""
     import xml.etree.ElementTree as ET
     svg = tmp_path / "t.svg"
-    p = trace("--deterministic", "--sym", "runtime.schedule", "--sym", "runtime.stopm", "--ret", "--sched",
-              "-o", tmp_path / "t.txt", "--timeline", svg, go119("pingpong"))
+    p = trace("--deterministic", "--cpus", "2", "--sym", "main.spin", "--sym", "runtime.gopark", "--sym",
+              "runtime.execute", "--ret", "--args", "--sched", "-o", tmp_path / "t.txt", "--timeline", svg,
+              go119("workers"))
     assert p.returncode == 0
+    ns = "{http://www.w3.org/2000/svg}"
     root = ET.parse(svg).getroot()
-    texts = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
-    assert any(t.startswith("M") and "tid " in t for t in texts)      # one track per thread
-    assert "runtime.stopm" in texts and "run queues" in texts
+    texts = ["".join(t.itertext()) for t in root.iter(f"{ns}text")]
+    assert any(t.startswith("M0") and "tid " in t for t in texts)            # one track per M
+    lanes = [t for t in texts if t.startswith("G") and t[1:].isdigit()]
+    events = [l for l in (tmp_path / "t.txt").read_text().splitlines() if " main.spin(" in l]
+    spin_goids = {l.split()[3] for l in events}                               # e.g. G18
+    assert len(spin_goids) == 4 and spin_goids <= set(lanes)                 # a lane per goroutine
+    axis = [t for t in texts if t.endswith((" µs", " ms"))]
+    assert len(axis) >= 4 and axis[0] in ("0 µs", "0 ms")                    # a time axis
+    assert "0" in texts and any(t.startswith("run queues") for t in texts)   # y-axis of the queues
+    assert "main.spin (4)" in texts                                          # legend with counts
+    spans = [r for r in root.iter(f"{ns}rect") if r.find(f"{ns}title") is not None
+             and r.find(f"{ns}title").text.startswith("main.spin(")]
+    assert len(spans) == 4 and all(float(r.get("width")) > 50 for r in spans)
+    assert all("returned" in r.find(f"{ns}title").text for r in spans)
+    # a window: from the first runtime.execute, 0.5 ms long
+    win = tmp_path / "w.svg"
+    p = trace("--deterministic", "--cpus", "2", "--sym", "main.spin", "--sym", "runtime.execute", "--ret",
+              "-o", tmp_path / "w.txt", "--timeline", win, "--from", "main.spin", "--to", "+0.5", go119("workers"))
+    assert p.returncode == 0
+    wtexts = ["".join(t.itertext()) for t in ET.parse(win).getroot().iter(f"{ns}text")]
+    assert any("window" in t and "of" in t for t in wtexts)
+    assert "500 µs" in wtexts and not any(t.endswith(" ms") and t != "0 ms" for t in wtexts)
+    html = tmp_path / "t.html"
+    p = trace("--deterministic", "--sym", "runtime.schedule", "-o", tmp_path / "h.txt", "--timeline", html,
+              go119("hello"))
+    assert p.returncode == 0
+    page = html.read_text()
+    assert page.startswith("<!doctype html>") and "<svg" in page and "function zoom(" in page
