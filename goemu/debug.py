@@ -8,10 +8,10 @@ import sys
 from typing import TextIO
 
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
-from unicorn import UC_HOOK_CODE
 from unicorn import x86_const as X
 
 from .cpu import FS_BASE, RIP, RSP
+from .engine import Engine
 from .errno import LinuxError
 from .runtime_view import RuntimeView
 from .trace import GPRS
@@ -30,13 +30,9 @@ class Debugger:
         self.view = RuntimeView(k, syms, layouts)
         self.out = out
         self.md = Cs(CS_ARCH_X86, CS_MODE_64)
-        self.bps: dict[int, tuple[int, str, int]] = {}     # number -> (addr, spec, hook)
+        self.engine = Engine(k)
+        self.bps: dict[int, tuple[int, str]] = {}           # number -> (addr, spec)
         self.next_bp = 1
-        self.hit: tuple[int, int] | None = None              # (bp number, tid)
-        self.muted = False
-        self.temp: int | None = None                         # address of a temporary breakpoint
-        self.temp_tid: int | None = None
-        self.temp_hook = None
         self.thread = k.current
         self.started = False
         self.done = False
@@ -94,28 +90,15 @@ class Debugger:
     def reg(self, reg: int) -> int:
         return self.k.get_reg(self.thread, reg)
 
-    # ---- breakpoints ------------------------------------------------------------------
-    def _on_bp(self, uc, address, size, number) -> None:
-        if self.muted:
-            return
-        if number == 0:   # the temporary breakpoint (nexti, finish): only for its thread
-            if self.k.current.tid != self.temp_tid:
-                return
-        self.hit = (number, self.k.current.tid)
-        self.k.stop("break")
-
-    def _add_hook(self, addr: int, number: int):
-        h = self.k.uc.hook_add(UC_HOOK_CODE, self._on_bp, number, addr, addr)
-        self.k.uc.ctl_remove_cache(addr, addr + 1)    # translated blocks must see the new hook
-        return h
-
+    # ---- breakpoints (goemu/engine.py holds the hooks) ------------------------------------
     def cmd_break(self, arg: str) -> None:
         if not arg:
             raise DebugError("break needs SYMBOL, ADDR or FILE:LINE")
         addr = self.address(arg)
         n = self.next_bp
         self.next_bp += 1
-        self.bps[n] = (addr, arg, self._add_hook(addr, n))
+        self.bps[n] = (addr, arg)
+        self.engine.add_breakpoint(addr)
         self.say(f"Breakpoint {n} at {addr:#x}: {self.where(addr)}")
 
     def cmd_delete(self, arg: str) -> None:
@@ -123,72 +106,46 @@ class Debugger:
         for n in nums:
             if n not in self.bps:
                 raise DebugError(f"no breakpoint {n}")
-            addr, _, h = self.bps.pop(n)
-            self.k.uc.hook_del(h)
-            self.k.uc.ctl_remove_cache(addr, addr + 1)
+            addr, _ = self.bps.pop(n)
+            if not any(a == addr for a, _ in self.bps.values()):
+                self.engine.remove_breakpoint(addr)
 
     # ---- running ------------------------------------------------------------------------
-    def _step_one(self, t) -> None:
-        self.muted = True
-        try:
-            self.k.run_slice(t, count=1)
-        finally:
-            self.muted = False
-        if t.state == "runnable":
-            # keep t first in line when scheduling resumes
-            try:
-                self.k.sched.runq.remove(t)
-            except ValueError:
-                pass
-            self.k.sched.runq.appendleft(t)
-
     def _resume(self) -> None:
         """Continue all threads until a breakpoint or the end."""
-        k = self.k
         t = self.thread
         if t is not None and t.state == "runnable" and self._at_bp(t):
-            self._step_one(t)      # step off the breakpoint we are stopped at
-        self.hit = None
-        while True:
-            if k.exit_status is not None:
-                break
-            r = k.run_until_break()
-            if r is None:
-                break
-            if self.hit is not None:
-                break
-        self._report_stop()
+            self.engine.muted = True   # step off the breakpoint we are stopped at
+            try:
+                self.engine._run_one(t)
+            finally:
+                self.engine.muted = False
+        self._report_stop(self.engine.resume())
 
     def _at_bp(self, t) -> bool:
         pc = self.k.get_reg(t, RIP)
-        return any(a == pc for a, _, _ in self.bps.values()) or pc == self.temp
+        temp = self.engine.temp
+        return pc in self.engine.bps or (temp is not None and pc == temp[0])
 
-    def _report_stop(self) -> None:
+    def _report_stop(self, stop) -> None:
         k = self.k
-        if k.exit_status is not None or not k.live_threads():
+        if stop.kind == "exited":
             self.done = True
-            status = k.exit_status if k.exit_status is not None else 0
-            self.say(f"[process exited with status {status}]")
+            self.say(f"[process exited with status {stop.status}]")
             return
-        number, tid = self.hit
-        self.thread = k.threads[tid]
+        self.thread = k.threads[stop.tid]
         pc = self.reg(RIP)
         mid, pid, goid = self.view.gmp(self.thread)
-        label = "Temporary breakpoint" if number == 0 else f"Breakpoint {number}"
-        self.say(f"{label}, tid {tid} (M{mid} P{pid if pid is not None else '-'} G{goid}) at "
+        if stop.kind == "temp":
+            label = "Temporary breakpoint"
+        else:
+            label = "Breakpoint " + str(next((n for n, (a, _) in self.bps.items() if a == stop.addr), "?"))
+        self.say(f"{label}, tid {stop.tid} (M{mid} P{pid if pid is not None else '-'} G{goid}) at "
                  f"{pc:#x}: {self.where(pc)}")
-        self._clear_temp()
-
-    def _clear_temp(self) -> None:
-        if self.temp_hook is not None:
-            self.k.uc.hook_del(self.temp_hook)
-            self.k.uc.ctl_remove_cache(self.temp, self.temp + 1)
-        self.temp = self.temp_hook = self.temp_tid = None
+        self.engine.clear_temp()
 
     def _run_to(self, addr: int) -> None:
-        self._clear_temp()
-        self.temp, self.temp_tid = addr, self.thread.tid
-        self.temp_hook = self._add_hook(addr, 0)
+        self.engine.set_temp(addr, self.thread.tid)
         self._resume()
 
     def cmd_run(self, arg: str) -> None:
@@ -215,9 +172,9 @@ class Debugger:
                 if self.done:
                     return
                 continue
-            self._step_one(t)
-            if self.k.exit_status is not None:
-                self._report_stop()
+            stop = self.engine.step(t)
+            if stop.kind == "exited":
+                self._report_stop(stop)
                 return
         if not self.done and self.thread.state != "dead":
             pc = self.reg(RIP)

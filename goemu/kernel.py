@@ -104,6 +104,12 @@ class Kernel:
         self._noted: set[int] = set()
         self.host_signals: HostSignals | None = None
         self.slices = 0
+        # hook points for a debugger (goemu/engine.py): a check between slices (True pauses the
+        # run as a "break"), host fds that end an idle wait, a look at a thread's pending
+        # signals before delivery (True holds the thread, signals pending)
+        self.debug_poll = None
+        self.debug_fds: list[int] = []
+        self.signal_stop = None
         self._install_hooks()
         if opts.deterministic or opts.exact:
             self.slicer = CountSlicer(self.uc, opts.slice)
@@ -322,6 +328,8 @@ class Kernel:
         with ``stop("break")`` (returns "break"; call again to continue)."""
         sched = self.sched
         while self.exit_status is None:
+            if self.debug_poll is not None and self.debug_poll():
+                return "break"
             if self.host_signals is not None and self.host_signals.pending:
                 self._forward_host_signals()
             if self.children:
@@ -335,6 +343,7 @@ class Kernel:
                 rfds, wfds = sched.poll_fds()
                 if self.host_signals is not None:
                     rfds.append(self.host_signals.rfd)
+                rfds.extend(self.debug_fds)
                 deadline, alarm = sched.next_deadline(), self.itimers.real_deadline()
                 if alarm is not None and (deadline is None or alarm < deadline):
                     deadline = alarm
@@ -372,6 +381,9 @@ class Kernel:
         self.current = t
         self.stop_reason = None
         if t.pending:
+            if self.signal_stop is not None and self.signal_stop(t):
+                self.stop_reason = "break"
+                return
             signals.deliver(self, t)
             if self.exit_status is not None or t.state != "runnable":
                 return
