@@ -45,6 +45,7 @@ class Thread:
     syscalls: int = 0
     slice_used: float = 0             # of the current time slice (seconds or instructions)
     cpu_ns: int = 0                   # CPU time this thread has used (goemu/itimers.py)
+    keepcaps: int = 0                 # PR_SET_KEEPCAPS (per thread, copied by clone)
     name: str = ""
     proc: Any = None                  # the goemu.process.Process it belongs to
 

@@ -31,6 +31,7 @@ PROGRAMS = [
     ("jsonsort", (2000,)),
     ("sigstorm", (2_000_000,)),
     ("cpuprof", ()),
+    ("caps", ()),
 ]
 
 

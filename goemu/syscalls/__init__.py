@@ -57,7 +57,7 @@ def syscall(name: str, *args: str, level: str = FULL, note: str = "", ret: str =
     return register
 
 
-FAMILIES = ("mm", "thread", "futex", "signal", "time", "itimer", "paths", "fs", "dirs", "meta", "proc", "pipe", "epoll", "net", "process",
+FAMILIES = ("mm", "thread", "futex", "signal", "time", "itimer", "caps", "paths", "fs", "dirs", "meta", "proc", "pipe", "epoll", "net", "process",
             "splice")
 for _family in FAMILIES:
     importlib.import_module(f"{__name__}.{_family}")

@@ -18,7 +18,7 @@ from ..errno import EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH, LinuxError, fr
 from ..fdtable import MAX_FDS
 from ..memory import PROT_READ, PROT_WRITE
 from ..process import Creds
-from . import PARTIAL, syscall
+from . import PARTIAL, caps, syscall
 
 # ---- guest structs ------------------------------------------------------------------------------
 UTS_FIELD = 65
@@ -694,7 +694,8 @@ def _comm(k, t) -> bytes:
 
 
 @syscall("prctl", "prctlop", "hex", "hex", "hex", "hex", level=PARTIAL,
-         note="PR_SET_NAME/PR_GET_NAME, PDEATHSIG, DUMPABLE, NO_NEW_PRIVS; others EINVAL")
+         note="PR_SET_NAME/PR_GET_NAME, PDEATHSIG, DUMPABLE, NO_NEW_PRIVS, KEEPCAPS, CAPBSET_READ; "
+              "others EINVAL")
 def prctl(k, t, option, arg2, arg3, arg4, arg5):
     option = _i32(option)
     if option == PR_SET_NAME:
@@ -734,6 +735,8 @@ def prctl(k, t, option, arg2, arg3, arg4, arg5):
         if arg2 or arg3 or arg4 or arg5:
             raise LinuxError(EINVAL)
         return getattr(k, "no_new_privs", 0)
+    if option in caps.CAPS_OPTIONS:
+        return caps.prctl_caps(k, t, option, arg2, arg3, arg4, arg5)
     raise LinuxError(EINVAL)
 
 

@@ -39,6 +39,7 @@ def clone(k, t, flags, stack, ptid, ctid, tls):
         ctx.reg_write(FS_BASE, tls)
     child.ctx = ctx
     child.sigmask = t.sigmask
+    child.keepcaps = t.keepcaps          # part of the credentials a new thread inherits
     if flags & CLONE_PARENT_SETTID:
         k.mem.write_u32(ptid, child.tid)
     if flags & CLONE_CHILD_SETTID:
