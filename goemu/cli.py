@@ -113,7 +113,7 @@ class _Exit(Exception):
 
 def _kernel(args, exact: bool = False):
     """Build the emulated process for `args`; raise _Exit with the status for bad input."""
-    from .hostlimits import take_guest_limits
+    from .hostlimits import own_limit_problem, take_guest_limits
     from .kernel import DEFAULT_SLICE, DEFAULT_TIMESLICE_MS, Kernel, Options
     from .loader import BadExecutable, ExecFailed
     from .signals import host_ignored
@@ -134,6 +134,10 @@ def _kernel(args, exact: bool = False):
                    timeslice_ms=args.timeslice or DEFAULT_TIMESLICE_MS, exact=exact,
                    follow_exec=args.follow_exec, exit_by_signal=True,
                    rlimits=take_guest_limits())
+    problem = own_limit_problem()
+    if problem:
+        print(f"goemu: {problem}", file=sys.stderr)
+        raise _Exit(EXIT_CANNOT_RUN)
     argv = [args.argv0 or path] + list(args.args)
     try:
         k = Kernel(path, argv, _env(args), opts)

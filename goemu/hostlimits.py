@@ -39,6 +39,19 @@ def take_guest_limits() -> dict[int, tuple[int, int]]:
     return out
 
 
+GOEMU_NEEDS = 64 << 30     # address space goemu needs for itself (a 32 GiB sparse table, ...)
+
+
+def own_limit_problem() -> str | None:
+    """Why goemu cannot run under its own RLIMIT_AS (after take_guest_limits), or None."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft >= GOEMU_NEEDS:
+        return None
+    return (f"cannot run under a hard RLIMIT_AS of {hard} bytes (ulimit -v): goemu needs about "
+            f"{GOEMU_NEEDS >> 30} GiB of address space for itself; limit only the soft value "
+            f"(prlimit --as={hard}:unlimited) and goemu applies it to the guest")
+
+
 def guest_as_limit(rlimits: dict) -> int | None:
     lim = rlimits.get(resource.RLIMIT_AS)
     if lim is None or lim[0] >= RLIM_INFINITY:

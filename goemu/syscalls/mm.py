@@ -6,7 +6,10 @@ import os
 from ..errno import EBADF, EEXIST, EINVAL, ENODEV, ENOMEM, LinuxError, from_oserror
 from ..memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED,
                       PAGE, PROT_NONE, PROT_WRITE, TASK_SIZE, page_up)
+from ..overcommit import check_commit
 from . import PARTIAL, syscall
+
+MAP_NORESERVE = 0x4000
 
 
 @syscall("mmap", "ptr", "size", "prot", "mapflags", "fd", "hex", ret="hex", level=PARTIAL,
@@ -40,6 +43,9 @@ def mmap(k, t, addr, length, prot, flags, fd, offset):
             data = None
     if not fixed and addr:
         addr &= ~(PAGE - 1)
+    if (flags & MAP_PRIVATE or flags & MAP_ANONYMOUS) and \
+            not check_commit(k.mem, page_up(length), prot, noreserve=bool(flags & MAP_NORESERVE)):
+        raise LinuxError(ENOMEM)    # more than the host's overcommit policy lets Linux commit
     return k.mem.map(addr, length, prot, "[anon]" if data is None else "[file]", fixed=fixed, data=data)
 
 
@@ -53,6 +59,13 @@ def munmap(k, t, addr, length):
 def mprotect(k, t, addr, length, prot):
     if prot & ~7:
         raise LinuxError(EINVAL)
+    if prot & PROT_WRITE:
+        # pages becoming writable are charged now (mprotect_fixup), as Linux's overcommit does
+        end = addr + page_up(length)
+        grow = sum(min(v.end, end) - max(v.start, addr) for v in k.mem.vmas
+                   if v.start < end and v.end > addr and not v.prot & PROT_WRITE)
+        if grow and not check_commit(k.mem, grow, prot):
+            raise LinuxError(ENOMEM)
     k.mem.protect(addr, length, prot)
     return 0
 

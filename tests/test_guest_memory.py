@@ -1,0 +1,83 @@
+"""Guest memory exhaustion is the guest's problem, never goemu's: a 64 GiB mmap, Go's
+make([]byte, 1<<40), and mappings past RLIMIT_AS get what Linux gives (ENOMEM from the
+syscall, Go's "fatal error: runtime: out of memory", exit 2). The native run of the same
+program under the same limits is the oracle (fixtures/src/bigalloc).
+
+RLIMIT_AS is set as a soft limit (prlimit --as=N:unlimited): goemu lifts its own and applies N
+to the guest's address space. Under a hard limit goemu cannot lift it (it needs ~64 GiB of
+address space itself): it says so in one line and exits 126.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, go119
+
+LIMIT = 4_096_000_000      # bytes of RLIMIT_AS (the soft value) for the limited runs
+
+
+def _run(cmd, soft=None, hard=None):
+    def limit():
+        if soft is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (soft, hard if hard is not None else resource.RLIM_INFINITY))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, env=env, preexec_fn=limit, timeout=300)
+    return p, time.monotonic() - t0
+
+
+def _both(args, soft=None):
+    native, _ = _run([str(go119("bigalloc")), *args], soft)
+    emu, seconds = _run([sys.executable, "-m", "goemu", "run", str(go119("bigalloc")), *args], soft)
+    return native, emu, seconds
+
+
+def _same(native, emu):
+    assert emu.returncode == native.returncode, emu.stderr.decode()[-2000:]
+    assert emu.stdout == native.stdout
+    # Go's own message (its first two lines: the size and heap in use are the same numbers)
+    assert emu.stderr.splitlines()[:2] == native.stderr.splitlines()[:2]
+    assert b"goemu: internal error" not in emu.stderr and b"Traceback" not in emu.stderr
+
+
+@pytest.mark.parametrize("args", [("mmap", str(64 << 30)), ("mmap", str(1 << 30)),
+                                  ("make", str(1 << 40))])
+def test_unlimited(args):
+    """No RLIMIT_AS: the host's overcommit policy decides (a 64 GiB or 1 TiB private writable
+    mapping is more than RAM + swap here; 1 GiB is not)."""
+    native, emu, seconds = _both(args)
+    _same(native, emu)
+    assert seconds < 120
+
+
+@pytest.mark.parametrize("args", [("mmap", str(4 << 30)), ("make", str(4 << 30)),
+                                  ("mmap", str(256 << 20)), ("make", str(256 << 20)),
+                                  ("setrlimit", str(1 << 30))])
+def test_under_rlimit_as(args):
+    native, emu, seconds = _both(args, soft=LIMIT)
+    _same(native, emu)
+    assert seconds < 120
+
+
+def test_oracle_reaches_enomem():
+    """The cases above really cover both outcomes natively."""
+    native = [str(go119("bigalloc"))]
+    assert b"cannot allocate memory" in _run(native + ["mmap", str(4 << 30)], LIMIT)[0].stdout
+    assert b"ok" in _run(native + ["mmap", str(256 << 20)], LIMIT)[0].stdout
+    assert _run(native + ["make", str(1 << 40)])[0].returncode == 2
+
+
+def test_hard_rlimit_as_is_one_line():
+    emu, _ = _run([sys.executable, "-m", "goemu", "run", str(go119("bigalloc")), "mmap", "4096"],
+                  soft=LIMIT, hard=LIMIT)
+    if emu.returncode == 0:     # root with CAP_SYS_RESOURCE lifts the hard limit: the guest runs
+        assert emu.stdout == b"mmap 4096: ok\n"
+        return
+    lines = emu.stderr.decode().splitlines()
+    assert emu.returncode == 126 and len(lines) == 1 and "RLIMIT_AS" in lines[0], emu.stderr
