@@ -148,7 +148,8 @@ class Memory:
         # host backing: sorted, non-overlapping (guest start, guest end, host address)
         self._backs: list[tuple[int, int, int]] = []
         self._back_starts: list[int] = []
-        self._file_pages: list[tuple[int, int]] = []   # guest ranges mapped from a file
+        self._file_pages: list[tuple[int, int]] = []   # guest ranges mapped from a file (sorted)
+        self._file_starts: list[int] = []
         # executable pages wholly past the end of its file: never granted, SIGBUS when touched
         # (as Linux's page cache answers); set by the loader, read by the fault handler
         self._bus_ranges: list[tuple[int, int]] = []
@@ -216,7 +217,7 @@ class Memory:
             removed.append(Vma(max(v.start, start), min(v.end, end), v.prot, v.name))
         if removed:
             self.vmas[lo:hi] = keep
-            self._starts = [v.start for v in self.vmas]
+            self._starts[lo:hi] = [v.start for v in keep]
         return removed
 
     def _insert(self, vma: Vma) -> None:
@@ -274,8 +275,10 @@ class Memory:
             if lo < hi:
                 native.host_zero(host + (lo - bstart), hi - lo)
         if self._file_pages:
+            lo_i = max(bisect.bisect_right(self._file_starts, start) - 1, 0)
+            hi_i = bisect.bisect_left(self._file_starts, end)
             keep = []
-            for a, b in self._file_pages:
+            for a, b in self._file_pages[lo_i:hi_i]:
                 lo, hi = max(a, start), min(b, end)
                 if lo >= hi:
                     keep.append((a, b))
@@ -283,17 +286,22 @@ class Memory:
                 for h, k in self._host_spans(lo, hi - lo):
                     native.host_anon_fixed(h, k)
                 keep += [r for r in ((a, lo), (hi, b)) if r[0] < r[1]]
-            self._file_pages = keep
+            self._file_pages[lo_i:hi_i] = keep
+            self._file_starts[lo_i:hi_i] = [r[0] for r in keep]
 
-    def map_file(self, addr: int, length: int, f, offset: int) -> None:
-        """Put the pages of file `f` (an mmap object or anything with fileno()) from `offset`
-        under the backed guest range [addr, addr+length), copy-on-write (MAP_PRIVATE)."""
+    def map_file(self, addr: int, length: int, f, offset: int, shared: bool = False) -> None:
+        """Put the pages of file `f` (an fd, or anything with fileno()) from `offset` under the
+        backed guest range [addr, addr+length): copy-on-write, or shared with the file (writes
+        reach it, as MAP_SHARED). The range must lie within the file (past its end the host
+        would raise SIGBUS in goemu itself)."""
         fd = f.fileno() if hasattr(f, "fileno") else f
         done = 0
         for h, k in self._host_spans(addr, length):
-            native.host_map_file(h, k, fd, offset + done)
+            native.host_map_file(h, k, fd, offset + done, shared)
             done += k
-        self._file_pages.append((addr, addr + length))
+        i = bisect.bisect_left(self._file_starts, addr)
+        self._file_pages.insert(i, (addr, addr + length))
+        self._file_starts.insert(i, addr)
 
     def bus_error_range(self, start: int, end: int) -> None:
         """[start, end) is mapped but past the end of its file: accesses raise SIGBUS."""
@@ -361,8 +369,10 @@ class Memory:
         raise LinuxError(ENOMEM)
 
     def map(self, addr: int, length: int, prot: int, name: str = "", fixed: bool = True,
-            data: bytes | None = None) -> int:
-        """mmap semantics for anonymous memory (optionally filled with `data`): returns the address."""
+            data: bytes | None = None, file: tuple[int, int, int] | None = None) -> int:
+        """mmap semantics: anonymous memory, optionally filled with `data`, or with `file` =
+        (host fd, offset, file size) shared with that file (MAP_SHARED: the pages are the
+        file's, writes reach it). Returns the address."""
         if length <= 0:
             raise LinuxError(EINVAL)
         length = page_up(length)
@@ -392,8 +402,15 @@ class Memory:
             self._drop_code(replaced)
         if data:
             self.poke(addr, bytes(data[:length]))
+        if file is not None and prot != PROT_NONE:
+            fd, offset, size = file
+            inside = min(length, max(page_up(size) - offset, 0))
+            if inside:
+                self.map_file(addr, inside, fd, offset, shared=True)
         self._set_perms(addr, end, prot)
         self._insert(Vma(addr, end, prot, name))
+        if file is not None and prot != PROT_NONE and inside < length and hasattr(self, "bus_error_range"):
+            self.bus_error_range(addr + inside, end)      # past the file's end: SIGBUS, as Linux
         return addr
 
     def unmap(self, addr: int, length: int) -> None:

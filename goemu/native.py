@@ -36,9 +36,13 @@ def host_alloc(size: int) -> int:
     return addr
 
 
-def host_map_file(addr: int, size: int, fd: int, offset: int) -> None:
-    """Map `size` bytes of file `fd` from `offset` at host `addr` (copy-on-write)."""
-    got = libc.mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, offset)
+MAP_SHARED = 0x01
+
+
+def host_map_file(addr: int, size: int, fd: int, offset: int, shared: bool = False) -> None:
+    """Map `size` bytes of file `fd` from `offset` at host `addr` (copy-on-write, or shared)."""
+    got = libc.mmap(addr, size, PROT_READ | PROT_WRITE, (MAP_SHARED if shared else MAP_PRIVATE) | MAP_FIXED,
+                    fd, offset)
     if got != addr:
         raise OSError(ctypes.get_errno(), "mmap of the executable failed")
 

@@ -1,9 +1,11 @@
 """Memory syscalls: mmap, munmap, mprotect, madvise, mincore, brk, mremap, msync, mlock."""
 from __future__ import annotations
 
+import fcntl
 import os
+import stat
 
-from ..errno import EBADF, EEXIST, EINVAL, ENODEV, ENOMEM, LinuxError, from_oserror
+from ..errno import EACCES, EBADF, EEXIST, EINVAL, ENODEV, ENOMEM, LinuxError, from_oserror
 from ..memory import (MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED,
                       PAGE, PROT_NONE, PROT_WRITE, TASK_SIZE, page_up)
 from ..overcommit import check_commit
@@ -13,7 +15,8 @@ MAP_NORESERVE = 0x4000
 
 
 @syscall("mmap", "ptr", "size", "prot", "mapflags", "fd", "hex", ret="hex", level=PARTIAL,
-         note="MAP_SHARED file mappings are private copies (writes are not written back)")
+         note="MAP_SHARED maps of files opened read-write share the host file's pages; other "
+              "file mappings are private copies")
 def mmap(k, t, addr, length, prot, flags, fd, offset):
     if length == 0:
         raise LinuxError(EINVAL)
@@ -26,7 +29,7 @@ def mmap(k, t, addr, length, prot, flags, fd, offset):
     fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
     if flags & MAP_FIXED_NOREPLACE and k.mem.overlaps(addr, addr + page_up(length)):
         raise LinuxError(EEXIST)
-    data = None
+    data = shared = None
     if not flags & MAP_ANONYMOUS:
         fd = fd & 0xFFFFFFFF
         entry = k.fds.fds.get(fd if fd < 0x80000000 else -1)
@@ -34,6 +37,20 @@ def mmap(k, t, addr, length, prot, flags, fd, offset):
             raise LinuxError(EBADF)
         if entry.kind not in ("file", "memfd", "stdio"):
             raise LinuxError(ENODEV)
+        if flags & MAP_SHARED and entry.kind in ("file", "memfd") and prot != PROT_NONE:
+            # the host's own shared mapping of the file: writes reach the file, and many
+            # mappings of the same pages cost no copies (Go's TestMemmoveOverflow maps one
+            # 64 KiB page range 49,152 times)
+            try:
+                st = os.fstat(entry.host)
+                rw = fcntl.fcntl(entry.host, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDWR
+            except OSError as e:
+                raise from_oserror(e) from None
+            if not rw and prot & PROT_WRITE:
+                raise LinuxError(EACCES)     # a shared writable map needs a read-write fd
+            if rw and stat.S_ISREG(st.st_mode):
+                shared = (entry.host, offset, st.st_size)
+    if shared is None and not flags & MAP_ANONYMOUS:
         try:
             data = os.pread(entry.host, page_up(length), offset)
         except OSError as e:
@@ -46,7 +63,8 @@ def mmap(k, t, addr, length, prot, flags, fd, offset):
     if (flags & MAP_PRIVATE or flags & MAP_ANONYMOUS) and \
             not check_commit(k.mem, page_up(length), prot, noreserve=bool(flags & MAP_NORESERVE)):
         raise LinuxError(ENOMEM)    # more than the host's overcommit policy lets Linux commit
-    return k.mem.map(addr, length, prot, "[anon]" if data is None else "[file]", fixed=fixed, data=data)
+    return k.mem.map(addr, length, prot, "[anon]" if data is None and shared is None else "[file]",
+                     fixed=fixed, data=data, file=shared)
 
 
 @syscall("munmap", "ptr", "size")
