@@ -174,6 +174,23 @@ def die_of_signal(sig: int) -> None:
     raise _Exit(128 + sig)
 
 
+def _release_own_stdio() -> None:
+    """The guest's stdin/stdout are goemu's fds 0 and 1, dup'ed (goemu.fdtable). goemu itself
+    neither reads nor writes them while running a guest, so it lets go of its own copies: when
+    the guest closes its stdout, a parent waiting for EOF on that pipe must see it, as natively
+    (Go's os TestKillStartProcess waits for exactly that). stderr stays: goemu reports on it."""
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+    except OSError:
+        return
+    for n in (0, 1):
+        try:
+            os.dup2(null, n, inheritable=False)
+        except OSError:
+            pass
+    os.close(null)
+
+
 def cmd_run(args) -> int:
     if args.gdb:
         from .gdb.stub import serve
@@ -182,6 +199,7 @@ def cmd_run(args) -> int:
         remake = (lambda: _kernel(args, exact=True)) if args.deterministic else None
         return serve(k, args.gdb, syms, layouts, remake)
     k = _kernel(args)
+    _release_own_stdio()
     status = k.run()
     sys.stdout.flush()
     if k.killed_by:

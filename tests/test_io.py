@@ -154,3 +154,26 @@ def test_pure_go_resolver_hosts_file_and_udp_dns():
     assert native.returncode == emu.returncode == 0
     assert emu.stdout == native.stdout
     assert b"example.goemu.test: [10.1.2.3] err=<nil>" in emu.stdout
+
+
+def test_closed_stdout_reaches_eof_while_guest_runs(tmp_path):
+    """The guest closes its stdout and runs on (3 s): whoever reads the pipe sees EOF at once,
+    natively and under goemu (goemu must not keep its own copy of the pipe open)."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT, go119
+
+    for cmd in ([str(go119("closestdout"))],
+                [sys.executable, "-m", "goemu", "run", str(go119("closestdout"))]):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, env=env)
+        t0 = time.monotonic()
+        out = p.stdout.read()           # returns at EOF
+        eof_after = time.monotonic() - t0
+        p.wait(timeout=60)
+        assert out == b"closing stdout\n"
+        assert eof_after < 2.5, (cmd, eof_after)   # long before the program's 3 s end
+        assert p.stderr.read() == b"closestdout done\n"
