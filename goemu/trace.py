@@ -297,6 +297,8 @@ class Tracer:
             n = words[1]
             raw = self.view.read(w0, min(n, 40)) if w0 and n < 1 << 30 else b""
             return json.dumps(raw.decode("utf-8", "replace") + ("..." if n > 40 else ""))
+        if t.name == "runtime.gList":        # netpoll's result: the goroutines made ready
+            return f"gList(head={'G' + str(self.view.goid_of(w0)) if w0 else 'nil'})"
         if kind == "slice" and len(words) >= 3:
             return f"{t.name}(len={words[1]}, cap={words[2]})"
         return "{" + ", ".join(hex(v) for v in words) + "}"
