@@ -257,6 +257,11 @@ class Kernel:
             addr, access = self.mem.fault_info()
             if self.mem.access_allowed(addr, access):
                 raise err
+            # a fetch refused while translating a block: RIP is the block's start, not the
+            # straddling instruction's (goemu/faultpc.py steps to it)
+            from .faultpc import step_to_fetch_fault
+            if step_to_fetch_fault(self, addr, access):
+                rip = self.uc.reg_read(RIP)
             self.mem.clear_fault()
         elif code in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_FETCH_UNMAPPED,
                       UC_ERR_READ_PROT, UC_ERR_WRITE_PROT, UC_ERR_FETCH_PROT):
@@ -291,6 +296,10 @@ class Kernel:
             signals.force_fault(self, t, 5, signals.siginfo(5, signals.SI_KERNEL))
         elif intno == 6:
             signals.force_fault(self, t, 4, signals.siginfo(4, signals.ILL_ILLOPN, rip))
+        elif intno == 0x80:
+            # the 32-bit syscall ABI from 64-bit code (Linux's ia32 table; RIP is past `int`)
+            from .syscalls.compat32 import dispatch_int80
+            dispatch_int80(self, t)
         else:
             signals.force_fault(self, t, 11, signals.siginfo(11, signals.SI_KERNEL))
 

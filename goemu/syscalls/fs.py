@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import stat
 import struct
 
 from .. import hostio
@@ -60,6 +61,7 @@ def _write_host(k, t, fn):
 @syscall("read", "fd", "obuf", "size")
 def read(k, t, fd, buf, count):
     entry = k.fds.get(fdarg(fd))
+    _access_ok(buf, count)
     n = out_len(k, buf, count)
 
     def op() -> int:
@@ -69,10 +71,45 @@ def read(k, t, fd, buf, count):
     return hostio.io(k, t, entry, False, op, 0, "read")
 
 
+TASK_SIZE_MAX = (1 << 47) - 4096
+
+
+def _access_ok(buf: int, count: int) -> None:
+    """Linux's access_ok, checked by read and write before anything else: the whole range must
+    lie in user space (write(1, buf, 1 << 62) is EFAULT, not a short write)."""
+    end = buf + count
+    if end > TASK_SIZE_MAX or end >= 1 << 64:
+        raise LinuxError(EFAULT)
+
+
+def _is_dev_null(host: int) -> bool:
+    try:
+        st = os.fstat(host)
+    except OSError:
+        return False
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+
+
+def _write_in(k, entry, buf: int, count: int) -> bytes | int:
+    """The bytes to write, or (for /dev/null, whose write never reads the buffer) the count."""
+    _access_ok(buf, count)
+    try:
+        data = in_bytes(k, buf, count)
+    except LinuxError:
+        if _is_dev_null(entry.host):
+            return min(count, MAX_RW_COUNT)
+        raise
+    if len(data) < min(count, IO_CHUNK) and _is_dev_null(entry.host):
+        return min(count, MAX_RW_COUNT)
+    return data
+
+
 @syscall("write", "fd", "buf:2", "size")
 def write(k, t, fd, buf, count):
     entry = k.fds.get(fdarg(fd))
-    data = in_bytes(k, buf, count)
+    data = _write_in(k, entry, buf, count)
+    if isinstance(data, int):
+        return data
     return hostio.io(k, t, entry, True, lambda: _write_host(k, t, lambda: hostio.write_some(entry, data)),
                      1, "write")
 
@@ -83,6 +120,7 @@ def pread64(k, t, fd, buf, count, offset):
     offset = i64(offset)
     if offset < 0:
         raise LinuxError(EINVAL)
+    _access_ok(buf, count)
     n = out_len(k, buf, count)
     data = host_call(lambda: os.pread(host, n, offset))
     k.mem.write(buf, data)
@@ -95,7 +133,10 @@ def pwrite64(k, t, fd, buf, count, offset):
     offset = i64(offset)
     if offset < 0:
         raise LinuxError(EINVAL)
-    data = in_bytes(k, buf, count)
+    entry = k.fds.get(fdarg(fd))
+    data = _write_in(k, entry, buf, count)
+    if isinstance(data, int):
+        return data
     return _write_host(k, t, lambda: os.pwrite(host, data, offset))
 
 
