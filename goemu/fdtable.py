@@ -61,8 +61,14 @@ def _release(entry: Fd) -> None:
 
 
 class FdTable:
+    # RLIMIT_NOFILE's soft value as the guest sees it (goemu/hostlimits.py sets it before the
+    # guest starts; setrlimit changes a table's own): fd numbers stop below it (EMFILE)
+    default_limit = MAX_FDS
+
     def __init__(self) -> None:
         self.fds: dict[int, Fd] = {}
+        self.limit = FdTable.default_limit
+        self._low = 0          # no free number below this (lowest_free starts here)
 
     @classmethod
     def from_host_stdio(cls) -> "FdTable":
@@ -85,7 +91,7 @@ class FdTable:
             if not item.isdigit():
                 continue
             n = int(item)
-            if n < 3 or n >= MAX_FDS or n in self.fds:
+            if n < 3 or n >= self.limit or n in self.fds:
                 continue
             try:
                 os.set_inheritable(n, False)
@@ -96,6 +102,7 @@ class FdTable:
     def borrow(self) -> "FdTable":
         """A copy for a vfork child naming the same host fds (see the module docstring)."""
         table = FdTable()
+        table.limit = self.limit
         for n, e in self.fds.items():
             table.fds[n] = Fd(e.host, e.cloexec, e.path, e.kind, e.obj, e.host_kind, borrowed=True)
             _loans[e.host] = _loans.get(e.host, 0) + 1
@@ -111,10 +118,12 @@ class FdTable:
         return self.get(fd).host
 
     def lowest_free(self, start: int = 0) -> int:
-        n = start
+        n = max(start, self._low)
         while n in self.fds:
             n += 1
-        if n >= MAX_FDS:
+        if start <= self._low:
+            self._low = n
+        if n >= self.limit:
             raise LinuxError(EMFILE)
         return n
 
@@ -122,7 +131,7 @@ class FdTable:
         """Place entry at the lowest free number >= start (or exactly at `at`, closing what was there)."""
         if at is None:
             at = self.lowest_free(start)
-        elif at < 0 or at >= MAX_FDS:
+        elif at < 0 or at >= self.limit:
             raise LinuxError(EBADF)
         else:
             self.close(at, missing_ok=True)
@@ -131,6 +140,8 @@ class FdTable:
 
     def close(self, fd: int, missing_ok: bool = False) -> None:
         entry = self.fds.pop(fd, None)
+        if entry is not None and fd < self._low:
+            self._low = fd
         if entry is None:
             if missing_ok:
                 return

@@ -19,8 +19,10 @@ def _u64(v: int) -> int:
 
 
 def take_guest_limits() -> dict[int, tuple[int, int]]:
-    """Lift goemu's own RLIMIT_AS; return the guest's limits that now differ from goemu's."""
+    """Lift goemu's own RLIMIT_AS and RLIMIT_NOFILE; return the guest's limits (the original
+    ones: they now differ from goemu's)."""
     out: dict[int, tuple[int, int]] = {}
+    _take_nofile(out)
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     except (OSError, ValueError):
@@ -37,6 +39,25 @@ def take_guest_limits() -> dict[int, tuple[int, int]]:
         except (OSError, ValueError):
             continue
     return out
+
+
+def _take_nofile(out: dict) -> None:
+    """Guest fds are host fds one to one, and goemu has some of its own (pipes, epoll, memfds):
+    the guest keeps the soft limit, goemu's own soft limit goes up to the hard one (so goemu
+    does not run out first; if both are equal, the guest meets the host's EMFILE a few fds
+    early). The guest's fd table stops at its limit (goemu/fdtable.py)."""
+    from .fdtable import FdTable
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return
+    out[resource.RLIMIT_NOFILE] = (_u64(soft), _u64(hard))
+    FdTable.default_limit = soft if soft != resource.RLIM_INFINITY else 1 << 20
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):
+            pass
 
 
 GOEMU_NEEDS = 64 << 30     # address space goemu needs for itself (a 32 GiB sparse table, ...)

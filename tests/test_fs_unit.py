@@ -589,8 +589,10 @@ def test_ids_and_limits(k):
     assert sc(k, "getrlimit", 3, buf) == 0                              # RLIMIT_STACK
     soft, hard = resource_limits(3)
     assert proc.RLIMIT.unpack(k.mem.read(buf, 16)) == (soft, hard)
-    assert sc(k, "getrlimit", 7, buf) == 0
-    assert proc.RLIMIT.unpack(k.mem.read(buf, 16))[0] <= 1024
+    assert sc(k, "getrlimit", 7, buf) == 0                              # RLIMIT_NOFILE: the host's,
+    assert proc.RLIMIT.unpack(k.mem.read(buf, 16)) == resource_limits(7)  # no fixed 1024 cap
+    k.mem.write(buf, proc.RLIMIT.pack(10, resource_limits(7)[1]))
+    assert sc(k, "setrlimit", 7, buf) == 0 and k.fds.limit == 10        # new fds stop below it
     assert sc(k, "getrlimit", 99, buf) == -EINVAL
     host_core = resource_limits(4)
     k.mem.write(buf, proc.RLIMIT.pack(100, 200))

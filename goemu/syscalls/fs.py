@@ -17,7 +17,7 @@ import struct
 
 from .. import hostio
 from ..errno import EFAULT, EINVAL, ENOTTY, EPIPE, LinuxError, from_oserror
-from ..fdtable import FD_CLOEXEC, MAX_FDS, Fd
+from ..fdtable import FD_CLOEXEC, Fd
 from . import PARTIAL, syscall
 from .fsbase import (IO_CHUNK, MAX_RW_COUNT, O_CLOEXEC, O_NONBLOCK, SEEK_CUR, SEEK_SET, DirStream,
                      accessible_len, dirstream, fdarg, host_call, i32, i64, in_bytes, libc,
@@ -263,7 +263,7 @@ def fcntl_(k, t, fd, cmd, arg):
     cmd &= 0xFFFFFFFF
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
         start = i32(arg)
-        if start < 0 or start >= MAX_FDS:
+        if start < 0 or start >= k.fds.limit:
             raise LinuxError(EINVAL)
         return k.fds.dup(fd, start=start, cloexec=cmd == F_DUPFD_CLOEXEC)
     if cmd == F_GETFD:

@@ -15,7 +15,6 @@ import socket
 import struct
 
 from ..errno import EACCES, EFAULT, EINVAL, ENOSYS, EPERM, ESRCH, LinuxError, from_oserror
-from ..fdtable import MAX_FDS
 from ..memory import PROT_READ, PROT_WRITE
 from ..process import Creds
 from . import PARTIAL, caps, syscall
@@ -475,10 +474,16 @@ def get_rlimit(k, res: int) -> tuple[int, int]:
         soft, hard = resource.getrlimit(res)
     except (ValueError, OSError):
         raise LinuxError(EINVAL) from None
-    soft, hard = _to_u64(soft), _to_u64(hard)
-    if res == RLIMIT_NOFILE:      # the guest fd table's real limit
-        soft, hard = min(soft, MAX_FDS), min(hard, MAX_FDS)
-    return soft, hard
+    return _to_u64(soft), _to_u64(hard)
+
+
+def _nr_open() -> int:
+    """fs.nr_open: RLIMIT_NOFILE's hard value may not go above it (EPERM)."""
+    try:
+        with open("/proc/sys/fs/nr_open") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1 << 20
 
 
 def set_rlimit(k, res: int, soft: int, hard: int) -> None:
@@ -487,9 +492,11 @@ def set_rlimit(k, res: int, soft: int, hard: int) -> None:
         raise LinuxError(EINVAL)
     if hard > cur_hard and os.geteuid() != 0:
         raise LinuxError(EPERM)
-    if res == RLIMIT_NOFILE and hard > MAX_FDS:
+    if res == RLIMIT_NOFILE and hard > _nr_open():
         raise LinuxError(EPERM)
     _rlimits(k)[res] = (soft, hard)
+    if res == RLIMIT_NOFILE:            # new fds stop below it (open fds above it stay)
+        k.fds.limit = min(soft, _nr_open())
     if res == resource.RLIMIT_AS:       # bounds the guest's VMAs from now on (may_expand_vm)
         k.mem.as_limit = None if soft >= RLIM_INFINITY else soft
 
