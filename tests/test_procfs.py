@@ -167,6 +167,10 @@ def test_relative_paths_and_dirfds(k, tmp_path):
     names = {e[3] for e in parse_dirents(k.mem.read(buf, n))}
     assert {b"status", b"maps", b"fd", b"task", b"exe"} <= names and b"mem" not in names
     assert sc(k, "openat", self_fd, k.s("mem"), O_RDONLY, 0) == -ENOENT
+    for path in ("/proc/self/root/proc/self/mem", "//proc/self/mem", "/proc/self/root//proc/self/mem",
+                 "/proc/self/cwd/../../../../proc/self/mem", "/tmp/../proc/self/mem"):
+        assert sc(k, "openat", AT_FDCWD, k.s(path), O_RDONLY, 0) == -ENOENT, path
+    assert b"Tgid:\t%d\n" % k.pid in read_all(k, open_file(k, "/proc/self/root/proc/self/status", O_RDONLY))
     # cwd /proc: relative paths are the guest's too
     assert sc(k, "chdir", k.s("/proc")) == 0
     assert sc(k, "openat", AT_FDCWD, k.s("self/mem"), O_RDONLY, 0) == -ENOENT

@@ -3,8 +3,8 @@ Python process. No handlers here: ``paths`` resolves every path argument through
 
 ``/proc/self``, ``/proc/thread-self``, ``/proc/<guest pid>`` and ``/proc/<guest tid>`` are
 virtual directories (``ProcDir`` fds, listed by goemu): ``status``, ``stat``, ``statm``,
-``cmdline``, ``environ``, ``auxv``, ``maps``, ``comm``, ``limits`` (text generated from the guest's tables
-when opened, held in a host memfd), the links ``exe``, ``cwd``, ``root``, ``fd/N``, the
+``cmdline``, ``environ``, ``auxv``, ``maps``, ``comm``, ``limits`` (text generated from the
+guest's tables when opened, held in a host memfd), the links ``exe``, ``cwd``, ``root``, ``fd/N``, the
 directories ``fd``, ``fdinfo`` (``fdinfo/N``) and ``task`` (``task/<tid>``: each guest thread,
 with its own status, stat and comm). Namespace-wide entries (mounts, mountinfo, mountstats,
 cgroup, net) are the host's. Anything else there (``mem``, ...) is ENOENT, and the Python
@@ -61,6 +61,7 @@ class ProcDir(DirStream):
 
 # ---- whose view ---------------------------------------------------------------------------------
 def guest_threads(k) -> dict:
+    """The guest process's live threads by tid (vfork children's contexts are not its)."""
     return {tid: t for tid, t in getattr(k, "threads", {}).items()
             if t.state != "dead" and (t.proc is None or t.proc is k.main_proc)}
 
@@ -169,7 +170,9 @@ def _host_dir(task: bool = False) -> bytes:
 
 
 def _follow(k, path: bytes, follow: bool, depth: int) -> Node | bytes:
-    norm = os.path.normpath(path) if path.startswith(b"/") else path
+    """A link's target and what follows it: the guest's /proc again (e.g. root/proc/self/...;
+    normpath keeps a leading "//", so it is folded first), or a host path."""
+    norm = b"/" + os.path.normpath(path).lstrip(b"/")
     if norm.startswith(b"/proc/"):
         return lookup(k, norm, follow, depth + 1)
     return path
