@@ -203,7 +203,8 @@ def render_svg(events: list[dict], title: str, with_spans: bool, window=(None, N
         x0, x1 = x(e["ns"]), x(ret["ns"])
         inset = min(depth, 3) * 3
         out.append(f'<rect x="{x0:.1f}" y="{yy + 3 + inset}" width="{max(x1 - x0, 1.5):.1f}" '
-                   f'height="{ROW_H - 6 - 2 * inset}" fill="{colors.get(e["func"])}" opacity="0.85">'
+                   f'height="{ROW_H - 6 - 2 * inset}" fill="{colors.get(e["func"])}" opacity="0.85" '
+                   f'stroke="white" stroke-width="0.6">'
                    f'<title>{escape(tip(e, ret))}</title></rect>')
 
     # ---- M tracks ---------------------------------------------------------------------------
