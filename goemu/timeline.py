@@ -87,6 +87,7 @@ def _when(spec, calls: list[dict], t0: int, after: int | None) -> int | None:
 
 def render_svg(events: list[dict], title: str, with_spans: bool, window=(None, None),
                html_ids: bool = False) -> str:
+    picks = [e for e in events if e.get("event") == "picked" and "ns" in e and e.get("picked")]
     evs = [e for e in events if e.get("event") in (None, "return") and "ns" in e]
     calls = [e for e in evs if e.get("event") is None]
     if not calls:
@@ -129,6 +130,8 @@ def render_svg(events: list[dict], title: str, with_spans: bool, window=(None, N
             if a.get("type") == "*runtime.g" and a["value"].startswith("G"):
                 g = int(a["value"][1:])
                 gcount[g] = gcount.get(g, 0) + 1
+    for e in picks:
+        gcount[e["picked"]] = gcount.get(e["picked"], 0) + 1
     goids = sorted(sorted(gcount, key=lambda g: -gcount[g])[:MAX_G_LANES])
     hidden_g = len(gcount) - len(goids)
 
@@ -228,12 +231,19 @@ def render_svg(events: list[dict], title: str, with_spans: bool, window=(None, N
     if goids:
         section(g_top, "goroutines: their calls (spans last until the return, on any M); "
                        "\u25aa = chosen by " + "/".join(sorted({e['func'] for e in calls if not e.get('goid')
-                                                                and any(a.get('type') == '*runtime.g' for a in e.get('args', []))}) or ["-"]))
+                                                                and any(a.get('type') == '*runtime.g' for a in e.get('args', []))}
+                                                               | ({"runtime.schedule"} if picks else set())) or ["-"]))
         for i, g in enumerate(goids):
             band(g_top + i * ROW_H, f"G{g}", "")
         if hidden_g:
             fixed.append(f'<text x="10" y="{g_top + ROW_H * len(goids) + 14}" fill="#888">'
                        f'{hidden_g} more goroutines not drawn (the {MAX_G_LANES} busiest are)</text>')
+    for e in picks:     # schedule() chose this goroutine (reported at execute's entry)
+        if e["picked"] in goids and t0 <= e["ns"] <= t1:
+            gy = g_top + goids.index(e["picked"]) * ROW_H
+            out.append(f'<rect class="mk" data-w="4" x="{x(e["ns"]) - 2:.1f}" y="{gy + 1}" width="4" height="5" '
+                       f'fill="#222"><title>schedule picked G{e["picked"]} on M{e["m"]} P{e["p"]} at '
+                       f'{fmt_ns(e["ns"] - first, 1e3)}</title></rect>')
     depth: dict[object, list[int]] = {}
     for e in calls:
         counts[e["func"]] += 1

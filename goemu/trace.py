@@ -75,6 +75,7 @@ class Target:
     entry: int                    # where the hook sits: the entry, or an inlined body's first pc
     end: int
     inlined_in: str | None = None  # the physical function an inlined copy lives in
+    picks: bool = False           # a hidden hook on runtime.execute: which g schedule() chose
 
 
 # Functions that switch from a goroutine's stack to g0's: a stack that reaches one of them
@@ -116,8 +117,16 @@ class Tracer:
                         continue
                     seen.add((name, site.pc))
                     self.targets.append(Target(name, site.pc, site.pc + 1, site.host))
+        # schedule() never returns, and the goroutine it chooses is execute()'s argument: when
+        # schedule is traced without execute, a hidden hook on execute reports the choice
+        names = {t.name for t in self.targets}
+        if "runtime.schedule" in names and "runtime.execute" not in names:
+            addr = self.syms.address_of("runtime.execute")
+            if addr is not None:
+                self.targets.append(Target("runtime.execute", addr, addr + 1, None, True))
         self.targets.sort(key=lambda x: x.entry)
         self.sigs = Signatures(self.syms) if self.opts.args else None
+        self._regabi = Signatures(self.syms).regabi
         self._hooks = []
 
     # ---- installation ---------------------------------------------------------
@@ -170,6 +179,9 @@ class Tracer:
     def _on_entry(self, uc, address, size, target: Target) -> None:
         if self.muted:
             return
+        if target.picks:
+            self._on_pick(uc)
+            return
         k = self.k
         t = k.current
         rsp = uc.reg_read(RSP)
@@ -184,15 +196,7 @@ class Tracer:
             caller, file, line = self._caller(ret)
             ev.update({"caller": caller, "caller_pc": ret, "file": file, "line": line})
         else:
-            # the caller of an inlined body is the next frame out, at the call site's line
-            fr = self.syms.frames(self.view.u64, address, rsp, 2)
-            outer = fr[1] if len(fr) > 1 else None
-            hit = self.syms.lookup(address)
-            off = f"+{address - hit[1]:#x}" if hit else ""
-            file = (outer.file or "").rsplit("/", 1)[-1] if outer else ""
-            ev.update({"caller": f"{outer.func if outer else target.inlined_in}{off if outer and not outer.inlined else ''}",
-                       "caller_pc": address, "file": file, "line": outer.line if outer else None,
-                       "inlined_in": target.inlined_in})
+            ev.update(self._inline_caller(target, address, rsp))
         if self.sigs is not None:
             sig = self.sigs.get(name) if target.inlined_in is None else None
             ev["args"] = self.sigs.values(sig, "args", uc.reg_read, rsp, self.view.read, self.show) \
@@ -210,6 +214,31 @@ class Tracer:
         if self.opts.step:
             self.pending_step = (t, ev)
             k.stop("break")
+
+    def _on_pick(self, uc) -> None:
+        """schedule() chose a goroutine: execute(gp, inheritTime) is being entered."""
+        t = self.k.current
+        rsp = uc.reg_read(RSP)
+        gp = uc.reg_read(X.UC_X86_REG_RAX) if self._regabi else self.view.u64(rsp + 8)
+        w = self.view.where(t)
+        self.seq += 1
+        ev = self._head(t, w, self.icount())
+        ev.update({"func": "runtime.schedule", "event": "picked", "picked": self.view.goid_of(gp)})
+        self.emit(ev)
+
+    def _inline_caller(self, target: Target, pc: int, sp: int) -> dict:
+        """Caller fields of an inlined body: the next frame out, at the call site's line (an
+        offset only when that frame is the physical function, which owns the pc)."""
+        fr = self.syms.frames(self.view.u64, pc, sp, 2)
+        outer = fr[1] if len(fr) > 1 else None
+        if outer is None:
+            return {"caller": target.inlined_in, "caller_pc": pc, "file": "", "line": None,
+                    "inlined_in": target.inlined_in}
+        caller = outer.func
+        if not outer.inlined and outer.entry is not None:
+            caller += f"+{pc - outer.entry:#x}"
+        return {"caller": caller, "caller_pc": pc, "file": (outer.file or "").rsplit("/", 1)[-1],
+                "line": outer.line, "inlined_in": target.inlined_in}
 
     def _stack(self, ev: dict, w: dict, pc: int, sp: int) -> None:
         n = self.opts.stack
@@ -372,6 +401,8 @@ class Tracer:
         head = f"{clock} {self._id('M', ev['m'])} {self._id('P', ev['p'])} {self._id('G', ev['goid'])}"
         if ev.get("goid") == 0 and ev.get("m") is not None:     # on g0 (or gsignal)
             head += f" curg={'G' + str(ev['curg']) if ev.get('curg') else '-'}"
+        if kind == "picked":
+            return f"{head} {ev['func']} picked G{ev['picked']}"
         if kind == "return":
             res = ""
             if ev.get("results"):
@@ -411,6 +442,10 @@ class Tracer:
                 continue
             names.setdefault(ev["tid"], ev.get("m"))
             ts = (ev["ns"] - t0) / 1000.0
+            if kind == "picked":
+                tev.append({"name": f"schedule picked G{ev['picked']}", "cat": "sched", "ph": "i", "s": "t",
+                            "ts": ts, "pid": pid, "tid": ev["tid"], "args": {"goid": ev["picked"]}})
+                continue
             if kind == "return":
                 start = starts.pop(ev["call_seq"], None)
                 if start is not None and start["tid"] == ev["tid"]:
