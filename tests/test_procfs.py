@@ -244,3 +244,16 @@ def test_limits_are_the_guests(k):
         soft, hard = proc.get_rlimit(k, res)
         shown = [("unlimited" if v == proc.RLIM_INFINITY else str(v)) for v in (soft, hard)]
         assert line[26:67].split() == shown
+
+
+def test_symlink_into_proc_is_the_guests_proc(k, tmp_path):
+    """A symlink of the guest's own into /proc: an open that lands in goemu's own /proc/<pid>
+    is redone as the guest's path (its status, never goemu's mem)."""
+    os.symlink("/proc", tmp_path / "p")
+    os.symlink(f"/proc/{os.getpid()}", tmp_path / "me")
+    status = read_all(k, open_file(k, "p/self/status", O_RDONLY))
+    assert b"Tgid:\t%d\n" % k.pid in status
+    assert sc(k, "openat", AT_FDCWD, k.s("p/self/mem"), O_RDONLY, 0) == -ENOENT
+    assert sc(k, "openat", AT_FDCWD, k.s("me/mem"), O_RDONLY, 0) == -ENOENT
+    assert read_all(k, open_file(k, "p/self/cmdline", O_RDONLY)) == b"".join(a + b"\0" for a in k.argv)
+    assert read_all(k, open_file(k, "p/meminfo", O_RDONLY)).startswith(b"MemTotal:")   # the host's

@@ -5,7 +5,9 @@ lands in /proc (or /dev/fd, /dev/std*): ``resolve`` works out the guest's absolu
 the cwd or the dirfd when relative) and hands those to ``procfs``, so /proc/self is the guest's
 whether reached as "/proc/self/status", as "self/status" from a cwd of /proc or as "status"
 from a dirfd of /proc/self. Limits: "." and ".." are taken lexically there, and a symlink of
-the guest's own that points into /proc is followed by the host.
+the guest's own that points into /proc is followed by the host (an open that lands in goemu's
+own /proc/<pid> that way is redone with what the path means to the guest; stat and readlink
+are not).
 
 A blocking open of a FIFO waits for the other end in a helper host thread, so that only the
 opening guest thread waits (its peer is usually another goroutine of the same guest).
@@ -231,11 +233,40 @@ def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int):
     if t is not None and _is_blocking_fifo(tg.path, tg.dfd, flags):
         return _open_fifo(k, t, tg.path, tg.dfd, flags, mode & 0o7777, cloexec, shown)
     host = host_call(lambda: os.open(tg.path, flags, mode & 0o7777, dir_fd=tg.dfd))
+    own = _own_proc_entry(k, host)
+    if own is not None:
+        # the host reached goemu's own /proc/<pid> (through a symlink of the guest's): open
+        # what that path means to the guest instead
+        os.close(host)
+        found = procfs.lookup(k, own, follow=not flags & O_NOFOLLOW)
+        if isinstance(found, procfs.Node):
+            h, kind, obj = _open_node(k, found, flags)
+            return _install(k, h, cloexec, os.fsdecode(found.path), kind, obj)
+        host = host_call(lambda: os.open(found, flags, mode & 0o7777))
     try:
         kind = hostio.fd_kind(host)
     except OSError:
         kind = "file"
     return _install(k, host, cloexec, shown, kind)
+
+
+_PROC_DEV: list[int] = []
+
+
+def _own_proc_entry(k, host: int) -> bytes | None:
+    """If host fd `host` is an entry of goemu's own /proc/<pid>: the guest's path for it."""
+    try:
+        if not _PROC_DEV:
+            _PROC_DEV.append(os.stat(b"/proc").st_dev)
+        if os.fstat(host).st_dev != _PROC_DEV[0]:
+            return None
+        where = os.readlink(b"/proc/self/fd/%d" % host)
+    except OSError:
+        return None
+    own = b"/proc/%d" % os.getpid()
+    if where != own and not where.startswith(own + b"/"):
+        return None
+    return procfs.guest_path_of_host(k, where)
 
 
 @syscall("openat", "dirfd", "str", "openflags", "oct", ret="fd", level=PARTIAL,
