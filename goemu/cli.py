@@ -219,7 +219,8 @@ def _symbols(path: str, verbose_missing: bool = True):
         for what in syms.missing():
             print(f"goemu: note: {what}", file=sys.stderr)
         for what in layouts.notes:
-            if "built-in table" in what or "without an address" in what or "no runtime" in what:
+            if "built-in table" in what or "without an address" in what or "no runtime" in what \
+                    or "unreadable" in what:
                 print(f"goemu: note: {what}", file=sys.stderr)
     return syms, layouts
 
@@ -245,6 +246,8 @@ def cmd_trace(args) -> int:
         if args.output:
             out.close()
     sys.stdout.flush()
+    if k.killed_by:
+        die_of_signal(k.killed_by)      # as `goemu run`: the guest's signal death is goemu's
     return status
 
 

@@ -356,6 +356,9 @@ class Symbols:
             with open(self.path, "rb") as f:
                 data = f.read()
         self.data = data
+        # what a reader could not read (a truncated or corrupt file): one line each, shown as
+        # notes by `goemu trace`/`goemu debug`, which go on with what could be read
+        self.notes: list[str] = []
         self._parse_elf()
         self._symtab_funcs: list[Func] = []
         self._symbols: dict[str, tuple[int, int, int]] = {}  # name -> (addr, size, type)
@@ -394,9 +397,18 @@ class Symbols:
                 self.segments.append(_Segment(p_vaddr, p_memsz, p_filesz, p_off, p_flags))
         self.sections: dict[str, _Section] = {}
         self._section_list: list[_Section] = []
-        if shoff and shnum and shoff + shnum * _SHDR.size <= len(d):
+        if shoff and shnum and shentsize < _SHDR.size:
+            self.notes.append(f"ELF section header size {shentsize} is too small ({_SHDR.size}): "
+                              "section headers not read")
+        elif shoff and shnum and shoff + (shnum - 1) * shentsize + _SHDR.size > len(d):
+            self.notes.append(f"the {shnum} ELF section headers at offset {shoff:#x} lie past the "
+                              f"end of the file ({len(d)} bytes): not read")
+        elif shoff and shnum:
             raw = [_SHDR.unpack_from(d, shoff + k * shentsize) for k in range(shnum)]
             strtab = raw[shstrndx] if shstrndx < shnum else None
+            if strtab is None:
+                self.notes.append(f"ELF section name table index {shstrndx} is out of range "
+                                  f"({shnum} sections): section names unknown")
             for r in raw:
                 name = ""
                 if strtab is not None:
@@ -405,6 +417,13 @@ class Symbols:
                     except (ValueError, IndexError):
                         name = ""
                 s = _Section(name, r[1], r[2], r[3], r[4], r[5], r[6])
+                if s.type != SHT_NOBITS and s.size and s.offset + s.size > len(d):
+                    # clip to what the file holds; readers see a short section
+                    have = max(0, len(d) - s.offset)
+                    self.notes.append(f"section {name or '#%d' % len(self._section_list)}: {s.size} "
+                                      f"bytes at offset {s.offset:#x} lie past the end of the file "
+                                      f"({len(d)} bytes): {'read the first %d' % have if have else 'not read'}")
+                    s = s._replace(size=have)
                 self._section_list.append(s)
                 if name and name not in self.sections:
                     self.sections[name] = s
@@ -442,16 +461,21 @@ class Symbols:
         strtab = self._section_list[symtab.link]
         d = self.data
         funcs: dict[int, Func] = {}
-        n = symtab.size // _SYM.size
+        n = symtab.size // _SYM.size       # sections are clipped to the file (_parse_elf)
+        bad_names = 0
         for k in range(1, n):
             st_name, st_info, _o, _shndx, value, size = _SYM.unpack_from(
                 d, symtab.offset + k * _SYM.size)
             typ = st_info & 0xF
             if typ not in (STT_FUNC, STT_OBJECT) or value == 0:
                 continue
+            if st_name >= strtab.size:
+                bad_names += 1
+                continue
             try:
                 name = _cstring(d, strtab.offset + st_name)
             except ValueError:
+                bad_names += 1
                 continue
             self._symbols.setdefault(name, (value, size, typ))
             if typ == STT_FUNC:
@@ -461,6 +485,9 @@ class Symbols:
                 # Zero-sized markers (runtime.text, runtime.etext) are not functions.
                 if size and value not in funcs:
                     funcs[value] = Func(g, value, value + size)
+        if bad_names:
+            self.notes.append(f".symtab: {bad_names} symbol names lie outside their string table "
+                              f"({strtab.size} bytes): those symbols left out")
         self._symtab_funcs = sorted(funcs.values(), key=lambda f: f.entry)
         self.has_symtab = bool(self._symbols)
 
@@ -475,8 +502,10 @@ class Symbols:
                 self.pclntab_addr = self.pclntab.addr = sec.addr
                 self.pclntab_found_by = ".gopclntab section"
                 return
-            except (SymbolsError, struct.error, IndexError):
-                pass
+            except (SymbolsError, struct.error, IndexError, ValueError) as e:
+                why = "truncated or corrupt" if isinstance(e, (struct.error, IndexError)) else str(e)
+                self.notes.append(f".gopclntab unreadable ({why}): looking for a pclntab by its "
+                                  "magic bytes")
         self._scan_pclntab()
 
     def _text_start(self) -> Optional[int]:
@@ -881,8 +910,9 @@ class Symbols:
     # -- what is missing
 
     def missing(self) -> list[str]:
-        """Human-readable notes on what this binary lacks and what is used instead."""
-        out = []
+        """Human-readable notes on what this binary lacks or what could not be read, and what
+        is used instead."""
+        out = list(self.notes)
         if not self.has_sections:
             out.append("no ELF section headers: pclntab and build info found by scanning for "
                        "their magic bytes")

@@ -2,6 +2,8 @@
 imports are paid once), stdout and stderr captured, a wall-clock limit per file.
 
     python3 tests/cli_batch.py LIMIT_SECONDS FILE...   ->  one JSON object per line
+    python3 tests/cli_batch.py LIMIT_SECONDS --args 'trace --sym main.main -o {name}.txt {}' FILE...
+                                       ({}: the file's path, {name}: its base name)
 
 Each line: {"path", "status" (waitpid's: negative for a signal death), "stdout", "stderr",
 "seconds"}. The child runs goemu's CLI entry point exactly as ``python3 -m goemu run`` would.
@@ -21,7 +23,7 @@ from goemu import cli  # noqa: E402
 import goemu.kernel  # noqa: E402,F401  (imported once, before the forks)
 
 
-def run_one(path: str, limit: float, tmp: str) -> dict:
+def run_one(path: str, limit: float, tmp: str, template: list[str] | None = None) -> dict:
     out, err = os.path.join(tmp, "out"), os.path.join(tmp, "err")
     t0 = time.monotonic()
     pid = os.fork()
@@ -33,7 +35,9 @@ def run_one(path: str, limit: float, tmp: str) -> dict:
                 os.close(f)
             sys.stdout = os.fdopen(1, "w", closefd=False)
             sys.stderr = os.fdopen(2, "w", closefd=False)
-            status = cli.main(["run", path])
+            argv = [a.replace("{name}", os.path.basename(path)).replace("{}", path) for a in template] \
+                if template else ["run", path]
+            status = cli.main(argv)
         except SystemExit as e:
             status = e.code if isinstance(e.code, int) else 1
         except BaseException:
@@ -67,9 +71,13 @@ def run_one(path: str, limit: float, tmp: str) -> dict:
 
 def main(argv: list[str]) -> int:
     limit = float(argv[0])
+    template = None
+    if len(argv) > 2 and argv[1] == "--args":
+        template = argv[2].split()
+        argv = argv[2:]
     with tempfile.TemporaryDirectory() as tmp:
         for path in argv[1:]:
-            print(json.dumps(run_one(path, limit, tmp)), flush=True)
+            print(json.dumps(run_one(path, limit, tmp, template)), flush=True)
     return 0
 
 
