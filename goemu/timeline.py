@@ -121,8 +121,11 @@ def render_svg(events: list[dict], title: str, with_spans: bool, window=(None, N
         if e.get("m") is not None:
             m_of.setdefault(e["tid"], e["m"])
     tids = sorted({e["tid"] for e in evs}, key=lambda t: (m_of.get(t) is None, m_of.get(t) or 0, t))
-    gcount: dict[int, int] = {}
+    gcount: dict[int, int] = {}       # goroutines with something to draw in the window
     for e in calls:
+        r = rets.get(e["seq"])
+        if not inside(e["ns"], r["ns"] if r is not None and with_spans else e["ns"]):
+            continue
         for g in (e.get("goid"), e.get("curg")):
             if g:
                 gcount[g] = gcount.get(g, 0) + 1
@@ -131,7 +134,8 @@ def render_svg(events: list[dict], title: str, with_spans: bool, window=(None, N
                 g = int(a["value"][1:])
                 gcount[g] = gcount.get(g, 0) + 1
     for e in picks:
-        gcount[e["picked"]] = gcount.get(e["picked"], 0) + 1
+        if t0 <= e["ns"] <= t1:
+            gcount[e["picked"]] = gcount.get(e["picked"], 0) + 1
     goids = sorted(sorted(gcount, key=lambda g: -gcount[g])[:MAX_G_LANES])
     hidden_g = len(gcount) - len(goids)
 
@@ -230,9 +234,10 @@ def render_svg(events: list[dict], title: str, with_spans: bool, window=(None, N
     # ---- goroutine lanes -------------------------------------------------------------------
     if goids:
         section(g_top, "goroutines: their calls (spans last until the return, on any M); "
-                       "\u25aa = chosen by " + "/".join(sorted({e['func'] for e in calls if not e.get('goid')
-                                                                and any(a.get('type') == '*runtime.g' for a in e.get('args', []))}
-                                                               | ({"runtime.schedule"} if picks else set())) or ["-"]))
+                       "\u25aa = named by a g0 call (a *g argument: " + (", ".join(sorted(
+                           {e['func'].removeprefix("runtime.") for e in calls if not e.get('goid')
+                            and any(a.get('type') == '*runtime.g' for a in e.get('args', []))}
+                           | ({"schedule picked"} if picks else set()))) or "-") + ")")
         for i, g in enumerate(goids):
             band(g_top + i * ROW_H, f"G{g}", "")
         if hidden_g:
