@@ -20,6 +20,7 @@ import ctypes
 import errno as host_errno
 import os
 import signal
+import stat
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
@@ -170,6 +171,51 @@ class Child:
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def exec_self(path: bytes, argv: list[bytes], envp: list[bytes], fd_map: dict[int, int], sigmask: int,
+              ignored: list[int]) -> None:
+    """execve from the emulated process itself: goemu's own process becomes `path` (same pid,
+    as Linux's execve), with fd i the guest's host fd fd_map[i], the guest's blocked and
+    ignored signals, and nothing else of goemu left. Returns only if execve failed before any
+    of that was done (the errno is raised as LinuxError); past that point a failure ends the
+    process as Linux does (SIGSEGV's status, as its "point of no return")."""
+    import sys
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise LinuxError(e.errno) from None
+    if stat.S_ISDIR(st.st_mode) or not stat.S_ISREG(st.st_mode) or not os.access(path, os.X_OK):
+        raise LinuxError(host_errno.EACCES)
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != b"\x7fELF" and head[:2] != b"#!":
+        raise LinuxError(host_errno.ENOEXEC)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    try:
+        base = max([*fd_map.values(), *fd_map.keys(), 2]) + 1
+        staged = {}
+        for i, (target, src) in enumerate(sorted(fd_map.items())):
+            os.dup2(src, base + i, inheritable=False)
+            staged[target] = base + i
+        os.closerange(0, base)
+        for target, tmp in staged.items():
+            os.dup2(tmp, target, inheritable=True)
+        os.closerange(base, base + len(staged))
+        for sig in range(1, signal.NSIG):
+            try:
+                signal.signal(sig, signal.SIG_IGN if sig in ignored else signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, [s for s in range(1, 65) if sigmask >> (s - 1) & 1
+                                                    and s not in (9, 19)])
+        os.execve(path, argv, dict(_split_env(envp)))
+    finally:
+        os._exit(128 + 11)
 
 
 def fork_exec(path: bytes, argv: list[bytes], envp: list[bytes], cwd: bytes | None,

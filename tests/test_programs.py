@@ -102,3 +102,21 @@ def test_unrecovered_fault_reports_code_and_address(kind, code):
         return [re.sub(rb"0x[0-9a-f]*?([0-9a-f]{3})\b", rb"0x...\1", ln) for ln in lines]
     assert shape(emu.stderr) == shape(native.stderr)
     assert code in emu.stderr.splitlines()[2]
+
+
+EXEC_CASES = [((), ()), ((), ("--follow-exec",)), ((), ("--follow-exec", "--deterministic")),
+              (("sh",), ()), (("sh",), ("--follow-exec",))]   # /bin/sh's own pid is never virtual
+
+
+@pytest.mark.parametrize("args,options", EXEC_CASES, ids=[" ".join(a + o) or "plain" for a, o in EXEC_CASES])
+def test_exec_replaces_the_emulated_program(args, options, tmp_path):
+    """syscall.Exec from the emulated process: the new program has the same pid, the fds not
+    marked close-on-exec, the new argv and environment; failed execs return their errno.
+    Under --follow-exec --deterministic the pid is goemu's 1000 before and after, which it is
+    only if the re-exec'd Go program runs under goemu too."""
+    native = run_native(go119("selfexec"), *args, cwd=tmp_path)
+    emu = run_goemu(go119("selfexec"), *args, cwd=tmp_path, options=options)
+    assert exit_status(native) == (5 if args else 7)
+    assert emu.stdout == native.stdout, emu.stderr.decode(errors="replace")[-2000:]
+    assert exit_status(emu) == exit_status(native)
+    assert (b"same pid: true" in native.stdout) or args

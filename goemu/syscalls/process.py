@@ -64,13 +64,13 @@ def _release_parent(k, t) -> None:
 
 
 @syscall("execve", "str", "ptr", "ptr", level=PARTIAL,
-         note="from a vfork child (Go's os/exec): the program starts as a host process; "
-              "replacing the emulated process itself is not supported")
+         note="from a vfork child (Go's os/exec): the program starts as a host process; from "
+              "the emulated process itself: goemu's process becomes the program (under goemu "
+              "again with --follow-exec)")
 def execve(k, t, path_p, argv_p, envp_p):
     proc = t.proc
     if proc is None or proc.vfork_parent is None:
-        k.note("execve from the main process (replacing the emulated program) is not supported")
-        raise LinuxError(ENOSYS)
+        return _execve_self(k, t, path_p, argv_p, envp_p)
     path = k.mem.read_cstr(path_p)
     argv = [k.mem.read_cstr(p, 1 << 17) for p in k.mem.read_ptr_array(argv_p)] if argv_p else []
     envp = [k.mem.read_cstr(p, 1 << 17) for p in k.mem.read_ptr_array(envp_p)] if envp_p else []
@@ -102,6 +102,26 @@ def execve(k, t, path_p, argv_p, envp_p):
     k.sched.exit(t)
     k.stop("exit")
     return NORESULT
+
+
+def _execve_self(k, t, path_p, argv_p, envp_p):
+    """syscall.Exec: the emulated program replaces itself. goemu's own process (whose pid the
+    guest has) execs the new program; with --follow-exec a static x86-64 one runs under goemu
+    again, with this run's options."""
+    from ..process import exec_self
+    proc = k.main_proc
+    path = k.mem.read_cstr(path_p)
+    argv = [k.mem.read_cstr(p, 1 << 17) for p in k.mem.read_ptr_array(argv_p)] if argv_p else []
+    envp = [k.mem.read_cstr(p, 1 << 17) for p in k.mem.read_ptr_array(envp_p)] if envp_p else []
+    fd_map = {n: e.host for n, e in proc.fds.fds.items() if not e.cloexec}
+    ignored = [sig for sig in range(1, 65) if proc.signals.actions[sig].handler == S.SIG_IGN]
+    argv = argv or [path]
+    target = path
+    if k.opts.follow_exec and _runs_under_goemu(path):
+        target, argv, envp = _goemu_command(k, path, argv, envp, sorted(fd_map))
+    k.note(f"execve {path.decode(errors='replace')}: goemu's process becomes it")
+    exec_self(target, argv, envp, fd_map, t.sigmask, ignored)   # returns only with an errno
+    return 0
 
 
 def _runs_under_goemu(path: bytes) -> bool:
