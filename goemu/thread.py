@@ -32,6 +32,13 @@ class Wait:
 
 
 @dataclass(eq=False)
+class FsState:
+    """A thread's own working directory after unshare(CLONE_FS) (threads cloned from it with
+    CLONE_FS share it). The process's is goemu's own cwd."""
+    cwd: bytes
+
+
+@dataclass(eq=False)
 class Thread:
     tid: int
     ctx: Any = None                   # UcContext while not loaded in the CPU
@@ -46,6 +53,7 @@ class Thread:
     slice_used: float = 0             # of the current time slice (seconds or instructions)
     cpu_ns: int = 0                   # CPU time this thread has used (goemu/itimers.py)
     keepcaps: int = 0                 # PR_SET_KEEPCAPS (per thread, copied by clone)
+    fs: Any = None                    # a FsState after unshare(CLONE_FS); None: the process's
     name: str = ""
     proc: Any = None                  # the goemu.process.Process it belongs to
 

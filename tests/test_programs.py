@@ -32,6 +32,7 @@ PROGRAMS = [
     ("sigstorm", (2_000_000,)),
     ("cpuprof", ()),
     ("caps", ()),
+    ("unsharefs", ()),
 ]
 
 

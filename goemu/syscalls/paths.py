@@ -83,8 +83,19 @@ def _in_proc(p: bytes) -> bool:
     return p in (b"/proc", b"/dev") or p.startswith(b"/proc/") or p.startswith(b"/dev/")
 
 
+def _own_cwd(k) -> bytes | None:
+    """The running thread's own working directory (after unshare(CLONE_FS)), else None."""
+    t = k.current
+    fs = getattr(t, "fs", None) if t is not None else None
+    return fs.cwd if fs is not None else None
+
+
 def resolve(k, dirfd: int, path: bytes, follow: bool = True) -> Target:
     """What (dirfd, path) names for the guest. Absolute paths ignore dirfd (even a bad one)."""
+    if not path.startswith(b"/") and path and dirfd_is_cwd(dirfd):
+        own = _own_cwd(k)
+        if own is not None:
+            path = os.path.join(own, path)
     if path.startswith(b"/"):
         if b"/." not in path and not path.lstrip(b"/").startswith((b"proc", b"dev")):
             return Target(path)             # the common case, without normalizing
@@ -323,9 +334,13 @@ def readlink(k, t, path, buf, bufsiz):
 
 
 # ---- working directory ----------------------------------------------------------------------
+def dirfd_is_cwd(dirfd: int) -> bool:
+    return (dirfd & 0xFFFFFFFF) == (AT_FDCWD & 0xFFFFFFFF)
+
+
 @syscall("getcwd", "obuf", "size")
 def getcwd(k, t, buf, size):
-    cwd = procfs.guest_cwd(k) + b"\0"
+    cwd = (t.fs.cwd if t.fs is not None else procfs.guest_cwd(k)) + b"\0"
     if size < len(cwd):
         raise LinuxError(ERANGE)
     k.mem.write(buf, cwd)
@@ -344,12 +359,28 @@ def _chdir_node(k, node: procfs.Node) -> int:
     return 0
 
 
+def _own_chdir(t, full: bytes) -> int:
+    """chdir of a thread with its own fs state (unshare(CLONE_FS)): only its cwd moves."""
+    full = os.path.normpath(full)
+    if not os.path.isdir(full):
+        raise LinuxError(ENOENT if not os.path.exists(full) else ENOTDIR)
+    if not os.access(full, os.X_OK):
+        raise LinuxError(EACCES)
+    t.fs.cwd = full
+    return 0
+
+
 @syscall("chdir", "str")
 def chdir(k, t, path):
     tg = resolve(k, AT_FDCWD, path_arg(k, path))
     if tg.node is not None:
+        if t.fs is not None:
+            t.fs.cwd = tg.node.path
+            return 0
         return _chdir_node(k, tg.node)
     hp = tg.path
+    if t.fs is not None:
+        return _own_chdir(t, hp)
     if k.proc is not k.main_proc:
         # a vfork child: its cwd is its own (goemu's cwd belongs to the main process)
         full = os.path.normpath(os.path.join(procfs.guest_cwd(k), hp))
@@ -365,6 +396,11 @@ def chdir(k, t, path):
 @syscall("fchdir", "fd")
 def fchdir(k, t, fd):
     entry = k.fds.get(fdarg(fd))
+    if t.fs is not None:
+        if isinstance(entry.obj, procfs.ProcDir):
+            t.fs.cwd = entry.obj.node.path
+            return 0
+        return _own_chdir(t, host_call(lambda: os.readlink(f"/proc/self/fd/{entry.host}").encode()))
     if isinstance(entry.obj, procfs.ProcDir):
         return _chdir_node(k, entry.obj.node)
     if k.proc is not k.main_proc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..cpu import FS_BASE, GS_BASE, RAX, RIP, RSP
-from ..errno import EINVAL, ENOSYS, LinuxError
+from ..errno import EINVAL, ENOSYS, EPERM, LinuxError
 from . import NORESULT, PARTIAL, syscall
 
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
@@ -40,6 +40,7 @@ def clone(k, t, flags, stack, ptid, ctid, tls):
     child.ctx = ctx
     child.sigmask = t.sigmask
     child.keepcaps = t.keepcaps          # part of the credentials a new thread inherits
+    child.fs = t.fs                      # Go always clones with CLONE_FS: the same fs state
     if flags & CLONE_PARENT_SETTID:
         k.mem.write_u32(ptid, child.tid)
     if flags & CLONE_CHILD_SETTID:
@@ -119,4 +120,27 @@ def arch_prctl(k, t, code, addr):
 def sched_yield(k, t):
     if len(k.sched.runq):
         k.stop("yield")
+    return 0
+
+
+CLONE_FS_FLAG, CLONE_FILES_FLAG, CLONE_SYSVSEM_FLAG = 0x200, 0x400, 0x40000
+_UNSHARE_TASK = 0x100 | 0x800 | 0x10000          # CLONE_VM, CLONE_SIGHAND, CLONE_THREAD
+_UNSHARE_NS = 0x80 | 0x20000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
+
+
+@syscall("unshare", "hex", level=PARTIAL,
+         note="CLONE_FS gives the thread its own working directory; CLONE_FILES/SYSVSEM are "
+              "accepted (one process, one fd table); namespaces are EPERM")
+def unshare(k, t, flags):
+    from ..thread import FsState
+    from .procfs import guest_cwd
+    flags &= 0xFFFFFFFF
+    if flags & ~(_UNSHARE_TASK | _UNSHARE_NS | CLONE_FS_FLAG | CLONE_FILES_FLAG | CLONE_SYSVSEM_FLAG):
+        raise LinuxError(EINVAL)             # not an unshare flag
+    if flags & _UNSHARE_TASK and len(k.live_threads()) > 1:
+        raise LinuxError(EINVAL)             # Linux: only a single-threaded process may
+    if flags & _UNSHARE_NS:
+        raise LinuxError(EPERM)              # namespaces: not for a guest of goemu
+    if flags & CLONE_FS_FLAG:
+        t.fs = FsState(t.fs.cwd if t.fs is not None else guest_cwd(k))
     return 0
