@@ -85,7 +85,7 @@ def _in_proc(p: bytes) -> bool:
 
 def _own_cwd(k) -> bytes | None:
     """The running thread's own working directory (after unshare(CLONE_FS)), else None."""
-    t = k.current
+    t = getattr(k, "current", None)
     fs = getattr(t, "fs", None) if t is not None else None
     return fs.cwd if fs is not None else None
 
@@ -340,7 +340,8 @@ def dirfd_is_cwd(dirfd: int) -> bool:
 
 @syscall("getcwd", "obuf", "size")
 def getcwd(k, t, buf, size):
-    cwd = (t.fs.cwd if t.fs is not None else procfs.guest_cwd(k)) + b"\0"
+    own = getattr(t, "fs", None)
+    cwd = (own.cwd if own is not None else procfs.guest_cwd(k)) + b"\0"
     if size < len(cwd):
         raise LinuxError(ERANGE)
     k.mem.write(buf, cwd)
@@ -373,13 +374,14 @@ def _own_chdir(t, full: bytes) -> int:
 @syscall("chdir", "str")
 def chdir(k, t, path):
     tg = resolve(k, AT_FDCWD, path_arg(k, path))
+    own = getattr(t, "fs", None)
     if tg.node is not None:
-        if t.fs is not None:
-            t.fs.cwd = tg.node.path
+        if own is not None:
+            own.cwd = tg.node.path
             return 0
         return _chdir_node(k, tg.node)
     hp = tg.path
-    if t.fs is not None:
+    if own is not None:
         return _own_chdir(t, hp)
     if k.proc is not k.main_proc:
         # a vfork child: its cwd is its own (goemu's cwd belongs to the main process)
@@ -396,7 +398,7 @@ def chdir(k, t, path):
 @syscall("fchdir", "fd")
 def fchdir(k, t, fd):
     entry = k.fds.get(fdarg(fd))
-    if t.fs is not None:
+    if getattr(t, "fs", None) is not None:
         if isinstance(entry.obj, procfs.ProcDir):
             t.fs.cwd = entry.obj.node.path
             return 0
