@@ -282,3 +282,22 @@ def test_malformed_packets_get_an_error_or_a_clean_close(tmp_path):
         if goemu.poll() is None:
             goemu.kill()
             goemu.wait()
+
+
+def test_reverse_finish_returns_to_the_call(tmp_path):
+    script = ("break runtime.allgadd\ncontinue\nbt 2\nreverse-finish\nx/i $pc\nbt 1\nkill\n")
+    s = under_goemu(go119("goroutines"), script, tmp_path, options=["--deterministic"])
+    ret = re.search(r"^#1  (0x[0-9a-f]+) in runtime.newproc1", s.out, re.M)
+    at = re.search(r"^=> (0x[0-9a-f]+) <runtime.newproc1\+\d+>:\s+call\s+0x[0-9a-f]+ <runtime.allgadd>",
+                   s.out, re.M)
+    assert ret and at, s
+    assert int(at.group(1), 16) < int(ret.group(1), 16) <= int(at.group(1), 16) + 16, s
+
+
+def test_reverse_continue_to_the_previous_watchpoint_hit(tmp_path):
+    script = ("watch 'runtime.allglen'\ncontinue\ninfo registers rip\ncontinue\ncontinue\n"
+              "reverse-continue\np 'runtime.allglen'\nkill\n")
+    s = under_goemu(go119("goroutines"), script, tmp_path, options=["--deterministic"])
+    values = [int(v) for v in re.findall(r"^New value = (\d+)", s.out, re.M)]
+    assert values == [1, 2, 3, 2], s        # forward to 3, then back to where it became 2
+    assert re.search(r"^\$1 = 2$", s.out, re.M), s

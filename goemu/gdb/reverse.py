@@ -52,6 +52,44 @@ class Reverse:
         self.stub = stub
         self.live_check = stub.engine.interrupt_check
         stub.engine.interrupt_check = self._interrupt_check
+        self._count_runs(stub.k)
+
+    # ---- runs: each emu_start of an operation, numbered from 1 -----------------------------------
+    def _count_runs(self, k) -> None:
+        """Number the slicer's runs within an operation; during the runs named by `window`, a
+        hook on every instruction counts (or stops at) its firings. A replay is the same
+        sequence of runs, so (run, firing) names the same instruction every time, and the hook
+        costs only the few runs it covers."""
+        self.run_index = 0
+        self.window = None
+        orig = k.slicer.run
+
+        def run(begin, budget=None):
+            self.run_index += 1
+            w = self.window
+            h = None
+            if w is not None and self.run_index in w["runs"]:
+                w["n"] = 0
+                h = k.uc.hook_add(UC_HOOK_CODE, self._fire, w, 1, 0)
+                k.uc.ctl_flush_tb()
+            try:
+                orig(begin, budget)
+            finally:
+                if h is not None:
+                    k.uc.hook_del(h)
+                    k.uc.ctl_flush_tb()
+
+        k.slicer.run = run
+
+    def _fire(self, uc, address, size, w) -> None:
+        k = self.stub.k
+        w["n"] += 1
+        if w.get("out") is not None:
+            w["out"].append((self.run_index, w["n"], k.current.tid, address))
+        stop = w.get("stop")
+        if stop is not None and stop == (self.run_index, w["n"]):
+            self.stub.engine.stop = Stop("step", k.current.tid)
+            k.stop("break")
 
     # ---- the log ---------------------------------------------------------------------------
     def _interrupt_check(self) -> bool:
@@ -72,6 +110,7 @@ class Reverse:
         if not self.replaying:
             self.ops.append([("run", tuple(acts)), None])
         self.polls = 0
+        self.run_index = 0
 
     def after_run(self, stop: Stop) -> None:
         if self.replaying:
@@ -82,7 +121,7 @@ class Reverse:
             self.ops.pop()          # nothing ran
             return
         interrupted = stop.kind == "interrupt"
-        self.ops[-1][1] = (stop.kind, stop.tid, pc, self.polls if interrupted else None)
+        self.ops[-1][1] = (stop.kind, stop.tid, pc, self.polls if interrupted else None, self.run_index)
 
     # ---- going back --------------------------------------------------------------------------
     def step_back(self, tid: int) -> Stop:
@@ -94,13 +133,25 @@ class Reverse:
         cur = self.stub.last
         cur_tid = cur.tid if cur.tid in k.threads else None
         cur_pc = k.get_reg(k.threads[cur_tid], RIP) if cur_tid is not None and cur.kind != "exited" else None
-        # count the instructions of the last run (a hook on all code, during that run only)
-        firings: list[tuple[int, int]] = []
-        self._replay(j, record=("all", firings))
-        n = len(firings)
-        if n and firings[-1] == (cur_tid, cur_pc):
-            n -= 1         # the run stopped before that instruction (breakpoint, fault)
-        if n <= 0:         # nothing ran: step back into the run before
+        outcome = self.ops[j][1]
+        nruns = outcome[4] if outcome is not None and len(outcome) > 4 else None
+        firings: list[tuple[int, int, int, int]] = []
+        if nruns:
+            # the instructions of the last few runs of the last operation
+            self._replay(j, record=("window", range(max(1, nruns - 3), nruns + 1), firings))
+        if firings and firings[-1][2:] == (cur_tid, cur_pc):
+            firings.pop()    # the run stopped before that instruction (breakpoint, fault)
+        if firings:
+            r, m, _, _ = firings[-1]
+            stop = self._replay(j, stop_at=("window", r, m))
+            return Stop("step", stop.tid if stop else None)
+        # not in those runs: count every instruction of the operation (slow, rare)
+        every: list[tuple[int, int]] = []
+        self._replay(j, record=("all", every))
+        n = len(every)
+        if n and every[-1] == (cur_tid, cur_pc):
+            n -= 1
+        if n <= 0:         # nothing ran: step back into the operation before
             self.ops = self.ops[:j]
             self._replay(len(self.ops))
             return self.step_back(tid) if any(op[0] in ("run", "partial") for op, _ in self.ops) \
@@ -171,8 +222,15 @@ class Reverse:
             if stop_at is not None and stop_at[0] == "points":
                 hooks = self._point_hooks(new_k, stop_at[2], stop_at[3], count, None, stop_at[1])
             last = upto + (1 if record is not None or stop_at else 0)
+            self._count_runs(new_k)
             for i, (op, outcome) in enumerate(self.ops[:last]):
                 count["op"], count["n"] = i, 0
+                self.run_index = 0
+                self.window = None
+                if i == upto and record is not None and record[0] == "window":
+                    self.window = {"runs": set(record[1]), "out": record[2], "stop": None, "n": 0}
+                if i == upto and stop_at is not None and stop_at[0] == "window":
+                    self.window = {"runs": {stop_at[1]}, "out": None, "stop": stop_at[1:], "n": 0}
                 if i == upto and record is not None and record[0] == "all":
                     hooks = [new_k.uc.hook_add(UC_HOOK_CODE, self._count_all, (count, record[1], None),
                                                1, 0)]
@@ -182,9 +240,14 @@ class Reverse:
                                                (count, None, stop_at[1]), 1, 0)]
                     new_k.uc.ctl_flush_tb()
                 result = self._apply(op, outcome, check=not (i == upto and stop_at is not None))
+                self.window = None
                 if i == upto and stop_at is not None:
                     stop = e.stop
-                    self.ops = self.ops[:upto] + [[("partial", op, stop_at), None]]
+                    got = stub.last
+                    pc = new_k.get_reg(new_k.threads[got.tid], RIP) \
+                        if got.tid in new_k.threads and got.kind != "exited" else 0
+                    self.ops = self.ops[:upto] + [[("partial", op, stop_at),
+                                                   (got.kind, got.tid, pc, None, self.run_index)]]
                     result = stop
         except Exception:
             for h in hooks:
@@ -232,6 +295,15 @@ class Reverse:
         kind = op[0]
         if kind == "partial":
             inner, spec = op[1], op[2]
+            if spec[0] == "window":
+                outer = self.window       # a record window of this same operation, if any
+                self.window = {"runs": {spec[1]} | (outer["runs"] if outer else set()),
+                               "out": outer["out"] if outer else None, "stop": spec[1:], "n": 0}
+                try:
+                    self._apply(inner, None, check=False)
+                finally:
+                    self.window = None
+                return None
             count = {"n": 0, "op": 0, "target": 0}
             hooks = (self._point_hooks(k, spec[2], spec[3], count, None, spec[1])
                      if spec[0] == "points" else
