@@ -227,7 +227,12 @@ def _symbols(path: str, verbose_missing: bool = True):
 
 def cmd_trace(args) -> int:
     from .trace import TraceOptions, Tracer, run_traced
-    k = _kernel(args, exact=True)
+    # Instruction-count slices only where they are needed: --deterministic (reproducible
+    # interleavings, virtual time) and --step (single steps right after an entry). Otherwise the
+    # trace runs on the same time slices as `goemu run`: untraced code at run's speed, a Python
+    # call per traced event (count slices cost ~25x on CPU-bound code); events then carry the
+    # guest clock instead of icount.
+    k = _kernel(args, exact=bool(args.deterministic or args.step))
     syms, layouts = _symbols(args.binary)
     out = open(args.output, "w") if args.output else sys.stderr
     opts = TraceOptions(args.sym, args.format, out, args.ret, args.stack, args.step, args.sched, args.chrome,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 from unicorn import (UC_ERR_EXCEPTION, UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED,
@@ -377,11 +378,20 @@ class Kernel:
         return None
 
     def _account(self, t: Thread, count: int | None) -> None:
-        """Charge the slice that just ran: to t's time slice and to the CPU clocks and timers."""
+        """Charge the slice that just ran: its wall time (or instructions) to t's time slice,
+        and its CPU time to the guest's CPU clocks and timers. The CPU time is what goemu's
+        emulating thread spent (thread_time), not wall time: on a loaded host the two differ,
+        and the profiler (SIGPROF) must agree with getrusage, as natively. Under
+        --deterministic it is the instructions (1 ns each, as the virtual clock counts them)."""
         used = self.slicer.used
         if count is None:
             t.slice_used += used
-        self.itimers.charge(self, t, int(used * 1e9) if isinstance(used, float) else int(used))
+        if self.deterministic:
+            ns = int(used)
+        else:
+            now = time.thread_time_ns()
+            ns, self._cpu_mark = now - self._cpu_mark, now
+        self.itimers.charge(self, t, ns)
 
     def run_slice(self, t: Thread, count: int | None = None) -> None:
         """Run t for one slice (or exactly `count` instructions) and handle how it stopped."""
@@ -397,6 +407,8 @@ class Kernel:
             if self.exit_status is not None or t.state != "runnable":
                 return
         self.publish_time()
+        if not self.deterministic:
+            self._cpu_mark = time.thread_time_ns()
         try:
             if count is None:
                 self.slicer.run(self.regs.read(RIP), self.slicer.quantum - t.slice_used)

@@ -663,13 +663,17 @@ def getrusage(k, t, who, usage):
     who = _i32(who)
     if who not in (RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD):
         raise LinuxError(EINVAL)
+    # user time is the guest's own CPU time (goemu/itimers.py: what SIGPROF counts too), not
+    # the Python process's; system time and the counters are the host's
+    own = {RUSAGE_SELF: k.itimers.cpu_ns, RUSAGE_THREAD: t.cpu_ns}.get(who)
     if k.deterministic:
-        k.mem.write(usage, bytes(RUSAGE.size))
+        k.mem.write(usage, RUSAGE.pack(*_timeval((own or 0) / 1e9), *([0] * 16)))
         return 0
     host_who = {RUSAGE_SELF: resource.RUSAGE_SELF, RUSAGE_THREAD: resource.RUSAGE_SELF,
                 RUSAGE_CHILDREN: resource.RUSAGE_CHILDREN}[who]
     r = resource.getrusage(host_who)
-    k.mem.write(usage, RUSAGE.pack(*_timeval(r.ru_utime), *_timeval(r.ru_stime),
+    utime = own / 1e9 if own is not None else r.ru_utime
+    k.mem.write(usage, RUSAGE.pack(*_timeval(utime), *_timeval(r.ru_stime),
                                    r.ru_maxrss, r.ru_ixrss, r.ru_idrss, r.ru_isrss, r.ru_minflt,
                                    r.ru_majflt, r.ru_nswap, r.ru_inblock, r.ru_oublock,
                                    r.ru_msgsnd, r.ru_msgrcv, r.ru_nsignals, r.ru_nvcsw, r.ru_nivcsw))
@@ -679,11 +683,12 @@ def getrusage(k, t, who, usage):
 @syscall("times", "ptr", ret="long")
 def times(k, t, buf):
     if buf:
+        utime = k.itimers.cpu_ns * CLK_TCK // 1_000_000_000      # the guest's CPU time
         if k.deterministic:
-            k.mem.write(buf, bytes(TMS.size))
+            k.mem.write(buf, TMS.pack(utime, 0, 0, 0))
         else:
             tm = os.times()
-            k.mem.write(buf, TMS.pack(*(int(x * CLK_TCK) for x in tm[:4])))
+            k.mem.write(buf, TMS.pack(utime, *(int(x * CLK_TCK) for x in tm[1:4])))
     return k.clock.monotonic() // (1_000_000_000 // CLK_TCK)
 
 
