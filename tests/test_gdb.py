@@ -301,3 +301,20 @@ def test_reverse_continue_to_the_previous_watchpoint_hit(tmp_path):
     values = [int(v) for v in re.findall(r"^New value = (\d+)", s.out, re.M)]
     assert values == [1, 2, 3, 2], s        # forward to 3, then back to where it became 2
     assert re.search(r"^\$1 = 2$", s.out, re.M), s
+
+
+def test_packet_framing_units():
+    from goemu.gdb.packets import checksum, escape, expand_rle, unescape
+    raw = bytes(range(256))
+    assert unescape(escape(raw)) == raw
+    assert b"$" not in escape(raw) and b"#" not in escape(raw)
+    assert expand_rle(b"0* ") == b"0000"          # ' ' is 32: three more
+    assert unescape(b"ab}") == b"ab"               # a dangling escape is dropped, not an error
+    assert checksum(b"qSupported") == 0x37
+
+
+def test_detach_lets_the_program_finish_and_reverse_needs_deterministic(tmp_path):
+    s = under_goemu(go119("hello"), "break main.main\ncontinue\ndetach\n", tmp_path)
+    assert "detached" in s.out and s.goemu_rc == 0 and "hello, world" in s.guest_out, s
+    s = under_goemu(go119("hello"), "break main.main\ncontinue\nreverse-stepi\n", tmp_path)
+    assert "Target remote does not support this command." in s.err, s

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import stat
 import sys
 
 from ..engine import Engine, Stop
@@ -18,8 +19,8 @@ from . import target
 from .packets import Connection, escape, unescape
 
 FEATURES = ("PacketSize=4000;qXfer:features:read+;qXfer:threads:read+;qXfer:exec-file:read+;"
-            "qXfer:auxv:read+;QPassSignals+;QStartNoAckMode+;vContSupported+;swbreak+;hwbreak+;"
-            "ReverseStep+;ReverseContinue+")
+            "qXfer:auxv:read+;QPassSignals+;QStartNoAckMode+;vContSupported+;swbreak+;hwbreak+")
+REVERSE_FEATURES = ";ReverseStep+;ReverseContinue+"      # only under --deterministic
 MAX_MEM = 0x10000
 
 
@@ -166,7 +167,7 @@ class Stub:
 
     # ---- queries --------------------------------------------------------------------------
     def cmd_qSupported(self, arg: bytes) -> str:
-        return FEATURES
+        return FEATURES + (REVERSE_FEATURES if self.reverse is not None else "")
 
     def cmd_qAttached(self, arg: bytes) -> str:
         return "0"        # goemu started the process: gdb kills it when it quits
@@ -474,8 +475,11 @@ def listen(addr: str) -> socket.socket:
         s.bind((m.group(1) or "127.0.0.1", int(m.group(2))))
     else:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if os.path.exists(addr):
-            os.unlink(addr)
+        try:
+            if stat.S_ISSOCK(os.stat(addr).st_mode):
+                os.unlink(addr)         # a stale socket (never another kind of file)
+        except FileNotFoundError:
+            pass
         s.bind(addr)
     s.listen(1)
     return s
@@ -484,7 +488,11 @@ def listen(addr: str) -> socket.socket:
 def serve(k, addr: str, syms=None, layouts=None, make_kernel=None) -> int:
     """`goemu run -g ADDR`: wait for gdb, then let it drive the guest; goemu's exit status is
     the guest's."""
-    server = listen(addr)
+    try:
+        server = listen(addr)
+    except (OSError, OverflowError, ValueError) as e:
+        print(f"goemu: -g {addr}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
+        return 2
     where = server.getsockname()
     shown = f"{where[0]}:{where[1]}" if isinstance(where, tuple) else where
     print(f"goemu: {k.exe_path}: waiting for gdb on {shown}", file=sys.stderr, flush=True)
