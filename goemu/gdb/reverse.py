@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import sys
 
-from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE
+from unicorn import UC_HOOK_CODE, UC_MEM_WRITE
 
 from ..cpu import RIP
 from ..engine import WATCH_HOOKS, Stop
@@ -424,5 +424,3 @@ class Reverse:
             os.dup2(copy, host, inheritable=False)
             os.close(copy)
 
-
-__all__ = ["Reverse", "ReplayError", "UC_HOOK_MEM_READ", "UC_HOOK_MEM_WRITE"]

@@ -62,6 +62,7 @@ class Stub:
         self.last: Stop = Stop("start", first.tid)
         self.quit = False
         self.exited = False
+        self.detached = False
 
     # ---- the loop -----------------------------------------------------------------------
     def serve(self) -> None:
@@ -509,7 +510,7 @@ def serve(k, addr: str, syms=None, layouts=None, make_kernel=None) -> int:
     stub = Stub(k, Connection(sock, log), syms, layouts, reverse)
     try:
         stub.serve()
-        if getattr(stub, "detached", False) and stub.k.exit_status is None:
+        if stub.detached and stub.k.exit_status is None:
             stub.k.debug_poll = None
             stub.k.signal_stop = None
             while stub.k.run_until_break() == "break":
