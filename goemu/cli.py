@@ -201,6 +201,7 @@ def cmd_run(args) -> int:
     k = _kernel(args)
     _release_own_stdio()
     status = k.run()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the guest is gone: its status stands
     sys.stdout.flush()
     if k.killed_by:
         # die of the guest's signal, so the parent's wait4 (a shell, a guest under

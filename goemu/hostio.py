@@ -144,10 +144,14 @@ class HostSignals:
         return out
 
     def close(self) -> None:
+        """The guest has ended: signals that arrive from now on are for a process that is
+        gone, so they are ignored rather than given their default action (a parent sending
+        SIGIO every 200 ms killed goemu in the few ms between the guest's exit and goemu's).
+        SIGINT gets goemu's previous handler back (a debugger's Ctrl-C)."""
         signal.set_wakeup_fd(self._old_wakeup)
         for sig, old in self._old.items():
             try:
-                signal.signal(sig, old)
+                signal.signal(sig, old if sig == signal.SIGINT else signal.SIG_IGN)
             except (OSError, ValueError, TypeError):
                 pass
         os.close(self.rfd)

@@ -177,3 +177,29 @@ def test_closed_stdout_reaches_eof_while_guest_runs(tmp_path):
         assert out == b"closing stdout\n"
         assert eof_after < 2.5, (cmd, eof_after)   # long before the program's 3 s end
         assert p.stderr.read() == b"closestdout done\n"
+
+
+def test_signals_after_the_guest_exits_do_not_kill_goemu():
+    """A parent that keeps sending SIGIO (which Go ignores unless notified) while the program
+    ends: natively the process exits 0; goemu must not die of a signal that arrives between
+    the guest's exit and its own (Go's TestSpuriousWakeupsNeverHangSemasleep does this)."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT, go119, run_native
+
+    native = run_native(go119("stdinticker"))
+    for _ in range(3):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        p = subprocess.Popen([sys.executable, "-m", "goemu", "run", str(go119("stdinticker"))],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=env)
+        first = p.stdout.readline()          # the guest is running: its handlers are installed
+        deadline = time.monotonic() + 60
+        while p.poll() is None and time.monotonic() < deadline:
+            p.send_signal(signal.SIGIO)
+            time.sleep(0.0005)
+        out = first + p.stdout.read()
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+        assert out == native.stdout
