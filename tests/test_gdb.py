@@ -54,7 +54,7 @@ class Session:
 
 
 def under_goemu(binary, script: str, tmp_path: Path, args=(), options=(), interrupt_after=None,
-                where: str | None = None) -> Session:
+                where: str | None = None, gdb_file: bool = True) -> Session:
     """goemu -g, then gdb -batch running `script` (the target command is prepended)."""
     where = where or str(free_port())
     goemu = subprocess.Popen([sys.executable, "-m", "goemu", "run", "-g", where, *options, str(binary),
@@ -66,7 +66,7 @@ def under_goemu(binary, script: str, tmp_path: Path, args=(), options=(), interr
         target = f"target remote {where if not where.isdigit() else ':' + where}\n"
         cmds = tmp_path / "cmds.gdb"
         cmds.write_text(PRELUDE + target + script)
-        return _gdb([str(binary)], cmds, goemu, interrupt_after)
+        return _gdb([str(binary)] if gdb_file else [], cmds, goemu, interrupt_after)
     finally:
         if goemu.poll() is None:
             goemu.kill()
@@ -318,3 +318,19 @@ def test_detach_lets_the_program_finish_and_reverse_needs_deterministic(tmp_path
     assert "detached" in s.out and s.goemu_rc == 0 and "hello, world" in s.guest_out, s
     s = under_goemu(go119("hello"), "break main.main\ncontinue\nreverse-stepi\n", tmp_path)
     assert "Target remote does not support this command." in s.err, s
+
+
+def test_exec_file_from_the_stub_and_one_thread_steps_alone(tmp_path):
+    """gdb is given no file: it learns the program from qXfer:exec-file. A stepi moves the
+    current thread only (all-stop, as gdbserver)."""
+    script = ("break runtime.schedule\ncontinue\ncontinue\nthread apply all p/x $pc\nstepi\n"
+              "thread apply all p/x $pc\nkill\n")
+    s = under_goemu(go119("hello"), script, tmp_path, gdb_file=False)
+    assert "Reading symbols from " + str(go119("hello")) in s.out, s
+    blocks = re.findall(r"^Thread (\d+) \(Thread \d+.*\n\$\d+ = (0x[0-9a-f]+)", s.out, re.M)
+    assert len(blocks) >= 6 and len(blocks) % 2 == 0, s
+    half = len(blocks) // 2
+    before, after = dict(blocks[:half]), dict(blocks[half:])
+    current = re.search(r"^Thread (\d+) \S+ hit Breakpoint 1", s.out, re.M).group(1)
+    assert before.keys() == after.keys() and before[current] != after[current], s
+    assert all(before[t] == after[t] for t in before if t != current), s
