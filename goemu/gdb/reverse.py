@@ -198,6 +198,7 @@ class Reverse:
         stub, e = self.stub, self.stub.engine
         old_k = stub.k
         keep_bps, keep_watches = list(e.bps), list(e.watches)
+        old_hooks = (dict(e.bps), dict(e.watches), e.temp, e.stop, stub.last, stub.exited)
         new_k = self.make_kernel()
         muted = self._mute_stdio(new_k)
         for addr in list(e.bps):
@@ -259,13 +260,14 @@ class Reverse:
             stub.k = old_k
             if stub.view is not None:
                 stub.view.k = old_k
-            e.bps.clear()
+            # the present stays: the old process, with its hooks still on its CPU
+            e.bps, e.watches, e.temp = {}, {}, None
             e.attach(old_k)
-            for addr in keep_bps:
-                e.add_breakpoint(addr)
-            for w in keep_watches:
-                e.add_watch(*w)
+            e.bps, e.watches, e.temp, e.stop, stub.last, stub.exited = old_hooks
+            self.window = None
             self._unmute_stdio(new_k, muted)
+            new_k.finish()
+            new_k.mem.close()
             raise
         for h in hooks:
             new_k.uc.hook_del(h)
