@@ -269,6 +269,12 @@ def test_malformed_packets_get_an_error_or_a_clean_close(tmp_path):
         assert f.read(1) == b"+" and reply().startswith(b"QC")
         c.sendall(packet(b"X" + b"1" * 10000 + b",zz:"))
         assert f.read(1) == b"+" and reply() == b"E01"
+        for bad in (b"vCont;s:zz", b"vCont;x", b"vCont;C", b"vCont;Cq1", b"Czz", b"vCont;", b"vCont;c:ffffff",
+                    b"Z0,zz", b"Z2,1000,0", b"Z2,1000,100000", b"P99=00", b"p999", b"qXfer:features:read:x:0,1"):
+            c.sendall(packet(bad))
+            assert f.read(1) == b"+"
+            r = reply()
+            assert r.startswith(b"E") or r in (b"", b"OK"), (bad, r)
         c.sendall(packet(b"c"))
         assert f.read(1) == b"+"
         assert reply().startswith(b"W00")
@@ -334,3 +340,33 @@ def test_exec_file_from_the_stub_and_one_thread_steps_alone(tmp_path):
     current = re.search(r"^Thread (\d+) \S+ hit Breakpoint 1", s.out, re.M).group(1)
     assert before.keys() == after.keys() and before[current] != after[current], s
     assert all(before[t] == after[t] for t in before if t != current), s
+
+
+def test_a_replay_that_diverges_keeps_the_present(capsys):
+    """In process, with a replay that cannot match (another program): bs is an error reply,
+    and the session goes on from where it was."""
+    from goemu.gdb.packets import Connection
+    from goemu.gdb.reverse import Reverse
+    from goemu.gdb.stub import Stub
+    from goemu.kernel import Kernel, Options
+    from goemu.symbols import Symbols
+    hello, other = str(go119("hello")), str(go119("goroutines"))
+    k = Kernel(hello, [hello], [], Options(deterministic=True))
+    a, b = socket.socketpair()
+    stub = Stub(k, Connection(a), reverse=Reverse(lambda: Kernel(other, [other], [], Options(deterministic=True))))
+    k.start()
+    try:
+        tid = k.current.tid
+        assert stub.handle(b"Z0,%x,1" % Symbols(hello).address_of("main.main")) == "OK"
+        assert stub.handle(b"vCont;c").endswith("swbreak:;")
+        assert stub.handle(b"vCont;s:%x" % tid).startswith("T05")
+        pc = stub.handle(b"p10")
+        assert stub.handle(b"bs") == "E02"
+        assert "replay diverged" in capsys.readouterr().err
+        assert stub.k is k and stub.handle(b"p10") == pc
+        assert stub.handle(b"z0,%x,1" % Symbols(hello).address_of("main.main")) == "OK"
+        assert stub.handle(b"vCont;c") == "W00"
+    finally:
+        stub.k.finish()
+        a.close()
+        b.close()
