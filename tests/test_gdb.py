@@ -370,3 +370,33 @@ def test_a_replay_that_diverges_keeps_the_present(capsys):
         stub.k.finish()
         a.close()
         b.close()
+
+
+def test_ctrl_c_during_a_replay_abandons_it(capsys):
+    from goemu.gdb.packets import Connection
+    from goemu.gdb.reverse import Reverse
+    from goemu.gdb.stub import Stub
+    from goemu.kernel import Kernel, Options
+    from goemu.symbols import Symbols
+    hello = str(go119("hello"))
+    make = lambda: Kernel(hello, [hello], [], Options(deterministic=True))  # noqa: E731
+    k = make()
+    a, b = socket.socketpair()
+    rev = Reverse(make)
+    stub = Stub(k, Connection(a), reverse=rev)
+    k.start()
+    try:
+        assert stub.handle(b"Z0,%x,1" % Symbols(hello).address_of("main.main")) == "OK"
+        assert stub.handle(b"vCont;c").endswith("swbreak:;")
+        pc = stub.handle(b"p10")
+        rev.live_check = lambda: True          # as if gdb sent Ctrl-C while replaying
+        assert stub.handle(b"bs") == "E02"
+        assert "replay interrupted" in capsys.readouterr().err
+        assert stub.k is k and stub.handle(b"p10") == pc
+        rev.live_check = stub.conn.poll_interrupt
+        assert stub.handle(b"bs").startswith("T05")    # and going back works afterwards
+        assert stub.handle(b"p10") != pc
+    finally:
+        stub.k.finish()
+        a.close()
+        b.close()

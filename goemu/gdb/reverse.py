@@ -95,6 +95,8 @@ class Reverse:
     def _interrupt_check(self) -> bool:
         self.polls += 1
         if self.replaying:
+            if self.live_check():      # Ctrl-C (or gdb gone) during a long replay: give up
+                raise ReplayError("replay interrupted")
             return self.poll_limit is not None and self.polls >= self.poll_limit
         return self.live_check()
 

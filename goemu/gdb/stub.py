@@ -17,6 +17,7 @@ from ..engine import Engine, Stop
 from ..errno import LinuxError
 from . import target
 from .packets import Connection, escape, unescape
+from .reverse import ReplayError
 
 FEATURES = ("PacketSize=4000;qXfer:features:read+;qXfer:threads:read+;qXfer:exec-file:read+;"
             "qXfer:auxv:read+;QPassSignals+;QStartNoAckMode+;vContSupported+;swbreak+;hwbreak+")
@@ -87,6 +88,9 @@ class Stub:
         except (Malformed, LinuxError, KeyError, IndexError, ValueError, OverflowError,
                 UnicodeError, TypeError):
             return "E01"
+        except ReplayError as e:  # going back failed or was interrupted: the present is kept
+            print(f"goemu: gdb stub: {e}", file=sys.stderr)
+            return "E02"
         except Exception as e:   # an emulator bug: keep the session
             if os.environ.get("GOEMU_DEBUG"):
                 raise
