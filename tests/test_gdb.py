@@ -100,13 +100,15 @@ def native(binary, script: str, tmp_path: Path, args=()) -> str:
 
 def test_schedule_breakpoints_threads_and_backtraces(tmp_path):
     s = under_goemu(go119("goroutines"), "break runtime.schedule\ncontinue\ncontinue\ncontinue\n"
-                    "info threads\nbt\nkill\n", tmp_path)
+                    "info threads\nbt\nthread apply all bt 2\nkill\n", tmp_path)
     hits = re.findall(r"hit Breakpoint 1, runtime.schedule \(\) at runtime/proc.go:\d+|"
                       r"^Breakpoint 1, runtime.schedule \(\)", s.out, re.M)
     assert len(hits) == 3, s
     rows = re.findall(r"^\*?\s+(\d+)\s+Thread (\d+) \"goroutines\"", s.out, re.M)
     assert len(rows) >= 3, s
     assert "in runtime.mstart" in s.out, s         # bt of a thread in schedule
+    per_thread = re.findall(r"^Thread \d+ \(Thread \d+.*\n#0 ", s.out, re.M)
+    assert len(per_thread) == len(rows), s         # a frame for every thread
     assert "Remote target) killed" in s.out, s
     assert "Traceback" not in s.guest_err
 
