@@ -514,6 +514,10 @@ def serve(k, addr: str, syms=None, layouts=None, make_kernel=None) -> int:
     stub = Stub(k, Connection(sock, log), syms, layouts, reverse)
     try:
         stub.serve()
+        if not stub.detached and not stub.quit and stub.k.exit_status is None:
+            # as gdbserver: gdb went away without detaching, so the process it started is killed
+            print("goemu: gdb closed the connection: the guest is killed", file=sys.stderr)
+            stub._kill()
         if stub.detached and stub.k.exit_status is None:
             stub.k.debug_poll = None
             stub.k.signal_stop = None
