@@ -265,7 +265,17 @@ class Memory:
             i += 1
 
     def _set_perms(self, start: int, end: int, prot: int) -> None:
-        ctypes.memset(self._table + (start >> 12), uc_perms(prot), (end - start) >> 12)
+        base, n = self._table + (start >> 12), (end - start) >> 12
+        perms = uc_perms(prot)
+        if perms == 0 and n >= 4 * PAGE:
+            # a large PROT_NONE range (a 64 TiB reservation has 16 GiB of table): hand the
+            # table's whole pages back, they read as zero, instead of writing zeros into them
+            lo, hi = page_up(base), page_down(base + n)
+            ctypes.memset(base, 0, lo - base)
+            native.host_zero(lo, hi - lo)
+            ctypes.memset(hi, 0, base + n - hi)
+            return
+        ctypes.memset(base, perms, n)
 
     def _release(self, start: int, end: int) -> None:
         """Zero [start, end) and hand its host pages back (where it is backed). Pages mapped

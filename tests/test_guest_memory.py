@@ -81,3 +81,20 @@ def test_hard_rlimit_as_is_one_line():
         return
     lines = emu.stderr.decode().splitlines()
     assert emu.returncode == 126 and len(lines) == 1 and "RLIMIT_AS" in lines[0], emu.stderr
+
+
+def test_huge_prot_none_reservation_costs_nothing():
+    """A 64 TiB PROT_NONE mapping (with its first and last pages made read-write) is free
+    natively; goemu's page table for it must not be written page by page (16 GiB)."""
+    args = ("reserve", str(1 << 46))
+    native = subprocess.run([str(go119("bigalloc")), *args], capture_output=True, timeout=60)
+    assert native.stdout == f"reserve {1 << 46}: ok 2\nmunmap: <nil>\n".encode()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    t0 = time.monotonic()
+    p = subprocess.Popen([sys.executable, "-m", "goemu", "run", str(go119("bigalloc")), *args],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    out, err = p.communicate(timeout=120)
+    assert (p.returncode, out) == (native.returncode, native.stdout), err
+    assert time.monotonic() - t0 < 30
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert peak_kib < 1 << 20, peak_kib      # under 1 GiB (the table alone would be 16 GiB)
