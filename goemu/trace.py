@@ -397,7 +397,13 @@ class Tracer:
                      f"{s['loc']:<18} {' '.join(f'{n}={v}' for n, v in s['changed'].items())}".rstrip()
                      for i, s in enumerate(ev["steps"])]
             return "\n".join(lines) if lines else "    (no instructions stepped)"
-        clock = f"[{ev['icount']}]" if "icount" in ev else f"[{ev['ns']}ns]"
+        if "icount" in ev:
+            clock = f"[{ev['icount']}]"
+        else:       # time slices: the guest clock, in ms from the first event
+            t0 = getattr(self, "_t0", None)
+            if t0 is None:
+                self._t0 = t0 = ev["ns"]
+            clock = f"[{(ev['ns'] - t0) / 1e6:.6f}ms]"
         head = f"{clock} {self._id('M', ev['m'])} {self._id('P', ev['p'])} {self._id('G', ev['goid'])}"
         if ev.get("goid") == 0 and ev.get("m") is not None:     # on g0 (or gsignal)
             head += f" curg={'G' + str(ev['curg']) if ev.get('curg') else '-'}"
