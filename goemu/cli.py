@@ -116,6 +116,20 @@ def _kernel(args, exact: bool = False):
     from .hostlimits import own_limit_problem, take_guest_limits
     from .kernel import DEFAULT_SLICE, DEFAULT_TIMESLICE_MS, Kernel, Options
     from .loader import BadExecutable, ExecFailed
+    if os.environ.get("GOEMU_BECOME"):
+        # a --follow-exec child started for a guest child that set its credentials: load
+        # everything first (the new user may not read the interpreter's files), then become it
+        import json  # noqa: F401
+        import resource  # noqa: F401
+
+        from . import syscalls  # noqa: F401
+        from .cpu import make_uc
+        from .memory import invalid_addr_offset
+        from .slicer import counter_offset, no_exit_request_offset
+        from .syscalls.process import become_from_env
+        make_uc()                      # Unicorn loads its x86 support on first use
+        invalid_addr_offset(), no_exit_request_offset(), counter_offset()
+        become_from_env()
     from .signals import host_ignored
     path = args.binary
     try:

@@ -62,6 +62,7 @@ class Process:
     pgid: int | None = None                  # host pgid (0: its own pid) after setpgid
     creds: Creds | None = None               # None: unchanged (the host's)
     traceme: bool = False                    # PTRACE_TRACEME
+    pdeathsig: int = 0                       # PR_SET_PDEATHSIG of the vfork child
 
 
 @dataclass(eq=False)
@@ -220,17 +221,18 @@ def exec_self(path: bytes, argv: list[bytes], envp: list[bytes], fd_map: dict[in
 
 def fork_exec(path: bytes, argv: list[bytes], envp: list[bytes], cwd: bytes | None,
               fd_map: dict[int, int], sigmask: int, ignored: list[int],
-              proc: Process | None = None) -> int:
+              proc: Process | None = None, creds: bool = True) -> int:
     """Start `path` as a host process whose fd i is host fd fd_map[i]; return its pid or raise
     LinuxError with the errno execve failed with. `proc` (the vfork child) brings its session,
     process group, credentials and PTRACE_TRACEME."""
     r, w = os.pipe2(os.O_CLOEXEC)
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:   # the host child: only async-signal-safe work, then exec
         try:
             os.close(r)
             if proc is not None:
-                _become(proc)
+                _become(proc, parent, creds)
             if cwd is not None:
                 os.chdir(cwd)
             # two phases so that no target number clobbers a source still needed
@@ -279,18 +281,33 @@ def fork_exec(path: bytes, argv: list[bytes], envp: list[bytes], cwd: bytes | No
     return pid
 
 
-def _become(proc: Process) -> None:
-    """In the forked host child: what the vfork child did to itself, in Go's order."""
+def _become(proc: Process, parent: int = 0, creds: bool = True) -> None:
+    """In the forked host child: what the vfork child did to itself, in Go's order (the
+    parent-death signal last: changing credentials clears it)."""
     if proc.setsid:
         os.setsid()
     if proc.pgid is not None:
         os.setpgid(0, proc.pgid)
     c = proc.creds
-    if c is not None:
-        if c.groups_set:
-            os.setgroups(list(c.groups))
-        os.setresgid(c.rgid, c.egid, c.sgid)
-        os.setresuid(c.ruid, c.euid, c.suid)
+    if c is not None and creds:
+        apply_creds(c)
+    if proc.pdeathsig:
+        set_pdeathsig(proc.pdeathsig, parent)
+
+
+def apply_creds(c: "Creds") -> None:
+    if c.groups_set:
+        os.setgroups(list(c.groups))
+    os.setresgid(c.rgid, c.egid, c.sgid)
+    os.setresuid(c.ruid, c.euid, c.suid)
+
+
+def set_pdeathsig(sig: int, parent: int) -> None:
+    """PR_SET_PDEATHSIG, and if the parent has already gone, the signal now (as Go's
+    forkAndExecInChild does)."""
+    _LIBC.prctl(1, ctypes.c_ulong(sig), 0, 0, 0)   # PR_SET_PDEATHSIG
+    if parent and os.getppid() != parent:
+        os.kill(os.getpid(), sig)
 
 
 def _split_env(envp: list[bytes]):

@@ -726,10 +726,17 @@ def prctl(k, t, option, arg2, arg3, arg4, arg5):
     if option == PR_SET_PDEATHSIG:
         if arg2 > 64:
             raise LinuxError(EINVAL)
-        k.pdeathsig = arg2
+        if k.proc is not k.main_proc:
+            k.proc.pdeathsig = arg2          # a vfork child: its host process sets it at exec
+        else:
+            # the guest is goemu's process: the host kernel signals goemu, which forwards it
+            import ctypes
+            ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(arg2), 0, 0, 0)
+            k.pdeathsig = arg2
         return 0
     if option == PR_GET_PDEATHSIG:
-        k.mem.write_u32(arg2, getattr(k, "pdeathsig", 0))
+        own = k.proc.pdeathsig if k.proc is not k.main_proc else getattr(k, "pdeathsig", 0)
+        k.mem.write_u32(arg2, own)
         return 0
     if option == PR_GET_DUMPABLE:
         return getattr(k, "dumpable", 1)

@@ -80,10 +80,20 @@ def execve(k, t, path_p, argv_p, envp_p):
         path = os.path.join(proc.cwd, path)
     argv = argv or [path]
     # a tracer (SysProcAttr.Ptrace) must see the real program, not goemu running it
-    if k.opts.follow_exec and not proc.traceme and _runs_under_goemu(path):
+    under_goemu = k.opts.follow_exec and not proc.traceme and _runs_under_goemu(path)
+    if under_goemu:
         path, argv, envp = _goemu_command(k, path, argv, envp, sorted(fd_map))
+        # Credentials: the child goemu starts as goemu is (the interpreter may be where the
+        # new user cannot read) and takes them on itself once loaded, before the guest runs;
+        # then the parent-death signal, which a credential change would clear.
+        if proc.creds is not None or proc.pdeathsig:
+            at = argv.index(b"run") + 1
+            argv = argv[:at] + [b"-U", BECOME_ENV.encode()] + argv[at:]
+            envp = [e for e in envp if not e.startswith(BECOME_ENV.encode() + b"=")]
+            envp.append(BECOME_ENV.encode() + b"=" + encode_become(proc, os.getpid()))
     try:
-        host_pid = fork_exec(path, argv, envp, proc.cwd, fd_map, t.sigmask, ignored, proc)
+        host_pid = fork_exec(path, argv, envp, proc.cwd, fd_map, t.sigmask, ignored, proc,
+                             creds=not under_goemu)
     except OSError as e:   # goemu's own pipe or fork failed (EMFILE, EAGAIN): execve's errno
         raise from_oserror(e) from None
     record = k.children[proc.pid]
@@ -122,6 +132,36 @@ def _execve_self(k, t, path_p, argv_p, envp_p):
     k.note(f"execve {path.decode(errors='replace')}: goemu's process becomes it")
     exec_self(target, argv, envp, fd_map, t.sigmask, ignored)   # returns only with an errno
     return 0
+
+
+BECOME_ENV = "GOEMU_BECOME"
+
+
+def encode_become(proc, parent: int) -> bytes:
+    """uid/gid sets, groups, parent-death signal and parent pid for a --follow-exec child."""
+    c = proc.creds
+    ids = [c.ruid, c.euid, c.suid, c.rgid, c.egid, c.sgid] if c is not None else []
+    groups = list(c.groups) if c is not None and c.groups_set else None
+    return (",".join(map(str, ids)) + ";" + ("-" if groups is None else ",".join(map(str, groups)))
+            + f";{proc.pdeathsig};{parent}").encode()
+
+
+def become_from_env() -> None:
+    """In a --follow-exec child goemu, once everything it needs is loaded: take on the
+    credentials and parent-death signal its guest parent's vfork child set (GOEMU_BECOME)."""
+    from ..process import set_pdeathsig
+    spec = os.environ.pop(BECOME_ENV, "")
+    if not spec:
+        return
+    ids, groups, sig, parent = spec.split(";")
+    if ids:
+        ruid, euid, suid, rgid, egid, sgid = map(int, ids.split(","))
+        if groups != "-":
+            os.setgroups([int(g) for g in groups.split(",") if g])
+        os.setresgid(rgid, egid, sgid)
+        os.setresuid(ruid, euid, suid)
+    if int(sig):
+        set_pdeathsig(int(sig), int(parent))
 
 
 def _runs_under_goemu(path: bytes) -> bool:
