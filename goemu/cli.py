@@ -64,17 +64,38 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
 
 
-def build_parser() -> argparse.ArgumentParser:
+COMMANDS = ("run", "trace", "debug", "syscalls")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with `only`, just that command's subparser (building all of them is
+    ~8 ms of every start, and `goemu run` needs one)."""
     p = argparse.ArgumentParser(prog="goemu", description="Run real Go linux/amd64 binaries instruction "
                                 "by instruction on Unicorn, with goemu playing the Linux kernel.")
     p.add_argument("--version", action="version", version=f"goemu {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    if only in (None, "run"):
+        _add_run_command(sub)
+    if only in (None, "trace"):
+        _add_trace_command(sub)
+    if only in (None, "debug"):
+        _add_debug_command(sub)
+    if only in (None, "syscalls"):
+        sc = sub.add_parser("syscalls", help="list the implemented syscalls and their support level")
+        sc.add_argument("--json", action="store_true")
+    return p
+
+
+def _add_run_command(sub) -> None:
     run = sub.add_parser("run", help="run a static linux/amd64 Go binary")
     run.add_argument("-g", dest="gdb", metavar="PORT|PATH",
                      help="gdbserver mode: stop before the first instruction and wait for gdb's "
                           "remote protocol on 127.0.0.1:PORT (or a Unix socket PATH): "
                           "target remote :PORT. docs/gdb.md")
     _add_run_options(run)
+
+
+def _add_trace_command(sub) -> None:
     tr = sub.add_parser("trace", help="run a binary and record an event per entry of chosen functions",
                         description="Run BINARY (its stdout/stderr unchanged) and record one event per "
                                     "entry of each function matching --sym, with the runtime's M, P and G.")
@@ -96,14 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--to", dest="t_to", metavar="WHEN", help="timeline window end: ms, +ms after "
                     "--from, or a function name (its first event after --from)")
     _add_run_options(tr)
+
+
+def _add_debug_command(sub) -> None:
     from .debughelp import HELP as debug_doc
     db = sub.add_parser("debug", help="step through a binary: breakpoints, bt, threads, goroutines, sched",
                         description=debug_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     db.add_argument("-x", dest="script", metavar="FILE", help="read commands from FILE (default: stdin)")
     _add_run_options(db)
-    sc = sub.add_parser("syscalls", help="list the implemented syscalls and their support level")
-    sc.add_argument("--json", action="store_true")
-    return p
 
 
 class _Exit(Exception):
@@ -299,7 +320,8 @@ def cmd_syscalls(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(words[0] if words and words[0] in COMMANDS else None).parse_args(argv)
     try:
         if args.command == "run":
             return cmd_run(args)
