@@ -219,6 +219,11 @@ class Kernel:
             if code <= 0:   # sent by kill/tkill: the union holds the sender
                 pid, uid = struct.unpack_from("<iI", info, 16)
                 detail = f"si_pid={pid}, si_uid={uid}"
+            elif sig == 17:  # SIGCHLD: the child, its uid and its status (as strace shows it)
+                pid, uid, status = struct.unpack_from("<iIi", info, 16)
+                code = {1: "CLD_EXITED", 2: "CLD_KILLED", 3: "CLD_DUMPED", 4: "CLD_TRAPPED"}.get(code, code)
+                shown = signals.name(status) if code in ("CLD_KILLED", "CLD_DUMPED", "CLD_TRAPPED") else status
+                detail = f"si_pid={pid}, si_uid={uid}, si_status={shown}"
             else:
                 detail = f"si_addr={struct.unpack_from('<Q', info, 16)[0]:#x}"
             self.strace.text(t, f"--- {signals.name(sig)} {{si_signo={signals.name(sig)}, "

@@ -33,3 +33,18 @@ def test_syscalls_listing():
     assert by_name["clone"]["nr"] == 56 and by_name["clone"]["level"] == "partial"
     text = goemu_cli("syscalls").stdout.decode()
     assert "ENOSYS" in text.splitlines()[-1]
+
+
+def test_strace_shows_sigchld_as_strace_does():
+    """--strace prints SIGCHLD's siginfo with the child's pid, uid and status (CLD_EXITED with
+    the exit code; execs runs a child that exits 3), not a fault address."""
+    import re
+
+    from conftest import go119, run_goemu
+    p = run_goemu(go119("execs"), options=("--strace",))
+    lines = [ln for ln in p.stderr.decode(errors="replace").splitlines() if "--- SIGCHLD" in ln]
+    assert lines, p.stderr[-2000:]
+    assert all(re.search(r"si_code=CLD_\w+, si_pid=\d+, si_uid=\d+, si_status=\w+\} ---$", ln) for ln in lines)
+    assert any(ln.endswith("si_code=CLD_EXITED, si_pid=" + ln.split("si_pid=")[1].split(",")[0]
+                           + ", si_uid=" + ln.split("si_uid=")[1].split(",")[0] + ", si_status=3} ---")
+               for ln in lines)
