@@ -45,6 +45,4 @@ def test_strace_shows_sigchld_as_strace_does():
     lines = [ln for ln in p.stderr.decode(errors="replace").splitlines() if "--- SIGCHLD" in ln]
     assert lines, p.stderr[-2000:]
     assert all(re.search(r"si_code=CLD_\w+, si_pid=\d+, si_uid=\d+, si_status=\w+\} ---$", ln) for ln in lines)
-    assert any(ln.endswith("si_code=CLD_EXITED, si_pid=" + ln.split("si_pid=")[1].split(",")[0]
-                           + ", si_uid=" + ln.split("si_uid=")[1].split(",")[0] + ", si_status=3} ---")
-               for ln in lines)
+    assert any("si_code=CLD_EXITED," in ln and ln.endswith("si_status=3} ---") for ln in lines)
