@@ -174,6 +174,34 @@ class Child:
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
+def _exec_state(fd_map: dict[int, int], sigmask: int, ignored: list[int], keep: int = -1) -> None:
+    """Just before an execve on the host: fd i becomes host fd fd_map[i] and every other fd
+    but `keep` is closed (two phases, so that no target number clobbers a source still
+    needed); dispositions are reset, the guest's ignored signals stay ignored, and the signal
+    mask is the guest thread's."""
+    base = max([*fd_map.values(), *fd_map.keys(), keep, 2]) + 1
+    staged = {}
+    for i, (target, src) in enumerate(sorted(fd_map.items())):
+        os.dup2(src, base + i, inheritable=False)
+        staged[target] = base + i
+    for fd in range(0, base):
+        if fd != keep and fd not in staged:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    for target, tmp in staged.items():
+        os.dup2(tmp, target, inheritable=True)
+        os.close(tmp)
+    for sig in range(1, signal.NSIG):
+        try:
+            signal.signal(sig, signal.SIG_IGN if sig in ignored else signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [s for s in range(1, 65) if sigmask >> (s - 1) & 1
+                                                and s not in (9, 19)])
+
+
 def exec_self(path: bytes, argv: list[bytes], envp: list[bytes], fd_map: dict[int, int], sigmask: int,
               ignored: list[int]) -> None:
     """execve from the emulated process itself: goemu's own process becomes `path` (same pid,
@@ -198,22 +226,7 @@ def exec_self(path: bytes, argv: list[bytes], envp: list[bytes], fd_map: dict[in
         except (OSError, ValueError):
             pass
     try:
-        base = max([*fd_map.values(), *fd_map.keys(), 2]) + 1
-        staged = {}
-        for i, (target, src) in enumerate(sorted(fd_map.items())):
-            os.dup2(src, base + i, inheritable=False)
-            staged[target] = base + i
-        os.closerange(0, base)
-        for target, tmp in staged.items():
-            os.dup2(tmp, target, inheritable=True)
-        os.closerange(base, base + len(staged))
-        for sig in range(1, signal.NSIG):
-            try:
-                signal.signal(sig, signal.SIG_IGN if sig in ignored else signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, [s for s in range(1, 65) if sigmask >> (s - 1) & 1
-                                                    and s not in (9, 19)])
+        _exec_state(fd_map, sigmask, ignored)
         os.execve(path, argv, dict(_split_env(envp)))
     finally:
         os._exit(128 + 11)
@@ -235,28 +248,7 @@ def fork_exec(path: bytes, argv: list[bytes], envp: list[bytes], cwd: bytes | No
                 _become(proc, parent, creds)
             if cwd is not None:
                 os.chdir(cwd)
-            # two phases so that no target number clobbers a source still needed
-            base = max([*fd_map.values(), *fd_map.keys(), w, 2]) + 1
-            staged = {}
-            for i, (target, src) in enumerate(sorted(fd_map.items())):
-                os.dup2(src, base + i, inheritable=False)
-                staged[target] = base + i
-            for fd in range(0, base):
-                if fd != w and fd not in staged:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-            for target, tmp in staged.items():
-                os.dup2(tmp, target, inheritable=True)
-                os.close(tmp)
-            for sig in range(1, signal.NSIG):
-                try:
-                    signal.signal(sig, signal.SIG_IGN if sig in ignored else signal.SIG_DFL)
-                except (OSError, ValueError):
-                    pass
-            signal.pthread_sigmask(signal.SIG_SETMASK, [s for s in range(1, 65) if sigmask >> (s - 1) & 1
-                                                        and s not in (9, 19)])
+            _exec_state(fd_map, sigmask, ignored, keep=w)
             if proc is not None and proc.traceme:
                 if _LIBC.ptrace(0, 0, None, None) != 0:   # PTRACE_TRACEME: goemu is the tracer
                     raise OSError(ctypes.get_errno(), "ptrace")
