@@ -77,7 +77,12 @@ def dispatch(k: "Kernel", t: "Thread") -> None:
         regs.write(RAX, result)
         k.clock.syscall_done()
         return
-    args = allargs[:len(h.args)]
+    call(k, t, h, allargs[:len(h.args)])
+
+
+def call(k: "Kernel", t: "Thread", h: Handler, args: list[int]) -> None:
+    """Run handler h and deliver its outcome: RAX (the one place it is written), a block, or
+    registers the handler set itself; --strace sees each. (Also the int 0x80 entry's.)"""
     try:
         result = h.fn(k, t, *args)
     except LinuxError as e:
@@ -92,7 +97,7 @@ def dispatch(k: "Kernel", t: "Thread") -> None:
         k.strace.call(t, h, args, result)
     if result is NORESULT:
         return
-    regs.write(RAX, result)
+    k.regs.write(RAX, result)
 
 
 def handler_by_nr(nr: int) -> Handler | None:

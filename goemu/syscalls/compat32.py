@@ -8,8 +8,8 @@ a note under -v (natively it would run: 32-bit struct layouts are not emulated).
 from __future__ import annotations
 
 from ..cpu import RAX
-from ..errno import ENOSYS, LinuxError
-from . import BLOCK, HANDLERS, NORESULT
+from ..errno import ENOSYS
+from . import HANDLERS, call
 from .table import BY_NAME
 
 # ia32 number -> x86-64 name (arch/x86/entry/syscalls/syscall_32.tbl)
@@ -37,18 +37,4 @@ def dispatch_int80(k, t) -> None:
         k.note(f"32-bit syscall {nr} (int 0x80) is not emulated; the guest got ENOSYS")
         k.regs.write(RAX, -ENOSYS)
         return
-    args = args[:len(h.args)]
-    try:
-        result = h.fn(k, t, *args)
-    except LinuxError as e:
-        result = -e.errno
-    k.clock.syscall_done()
-    if result is BLOCK:
-        if k.strace is not None:
-            k.strace.unfinished(t, h, args)
-        k.stop("block")
-        return
-    if k.strace is not None:
-        k.strace.call(t, h, args, result)
-    if result is not NORESULT:
-        k.regs.write(RAX, result)
+    call(k, t, h, args[:len(h.args)])
