@@ -235,6 +235,7 @@ def cmd_run(args) -> int:
         return serve(k, args.gdb, syms, layouts, remake)
     k = _kernel(args)
     _release_own_stdio()
+    k.ignore_host_signals_after = True
     status = k.run()
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the guest is gone: its status stands
     sys.stdout.flush()

@@ -143,15 +143,16 @@ class HostSignals:
         out, self.pending = self.pending, []
         return out
 
-    def close(self) -> None:
-        """The guest has ended: signals that arrive from now on are for a process that is
-        gone, so they are ignored rather than given their default action (a parent sending
-        SIGIO every 200 ms killed goemu in the few ms between the guest's exit and goemu's).
-        SIGINT gets goemu's previous handler back (a debugger's Ctrl-C)."""
+    def close(self, ignore_after: bool = False) -> None:
+        """Stop forwarding: the previous handlers come back, or, with `ignore_after` (goemu run,
+        about to exit with the guest's status), every forwarded signal but SIGINT is ignored:
+        it is for a process that is gone (a parent sending SIGIO every 200 ms killed goemu in
+        the few ms between the guest's exit and goemu's). Never ignored for good in a process
+        that goes on (a test runner would pass SIG_IGN on to every child it starts)."""
         signal.set_wakeup_fd(self._old_wakeup)
         for sig, old in self._old.items():
             try:
-                signal.signal(sig, old if sig == signal.SIGINT else signal.SIG_IGN)
+                signal.signal(sig, signal.SIG_IGN if ignore_after and sig != signal.SIGINT else old)
             except (OSError, ValueError, TypeError):
                 pass
         os.close(self.rfd)

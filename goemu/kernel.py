@@ -85,6 +85,7 @@ class Kernel:
         self.children: dict[int, Child] = {}
         self.sched = Scheduler(self)
         self.itimers = ITimers()
+        self.ignore_host_signals_after = False   # goemu run: the process ends with the guest
         self.threads: dict[int, Thread] = {}
         self._next_tid = self.pid
         main = self.new_thread()
@@ -331,7 +332,7 @@ class Kernel:
 
     def finish(self) -> None:
         if self.host_signals is not None:
-            self.host_signals.close()
+            self.host_signals.close(ignore_after=self.ignore_host_signals_after)
             self.host_signals = None
         self.slicer.close()
         self.main_proc.fds.close_all()
