@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 
 import pytest
 
 from conftest import go119, run_goemu, run_native
 from goemu.errno import EINVAL, EPERM
-from test_fs_unit import AT_FDCWD, FakeKernel, sc
+from test_fs_unit import AT_FDCWD, k, sc  # noqa: F401 (k: the fake-kernel fixture)
 
 MODES = {"default": (), "deterministic": ("--deterministic",)}
-
-
-@pytest.fixture
-def k(tmp_path, monkeypatch):
-    """test_fs_unit's fake kernel, in a fresh cwd."""
-    monkeypatch.chdir(tmp_path)
-    kern = FakeKernel(os.path.realpath(sys.executable))
-    yield kern
-    kern.fds.close_all()
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 
 import pytest
 
@@ -19,18 +18,9 @@ from goemu.errno import EACCES, EINVAL, ENOENT, ENOTDIR, EPERM
 from goemu.memory import PROT_READ, PROT_WRITE
 from goemu.syscalls import meta, proc, procfs
 from test_fs_unit import (AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_RDONLY, O_WRONLY, SCRATCH,
-                          SCRATCH_SIZE, FakeKernel, open_file, parse_dirents, read_all, sc)
+                          SCRATCH_SIZE, k, open_file, parse_dirents, read_all, sc)  # noqa: F401
 
 MODES = {"default": (), "deterministic": ("--deterministic",)}
-
-
-@pytest.fixture
-def k(tmp_path, monkeypatch):
-    """test_fs_unit's fake kernel, in a fresh cwd."""
-    monkeypatch.chdir(tmp_path)
-    kern = FakeKernel(os.path.realpath(sys.executable))
-    yield kern
-    kern.fds.close_all()
 
 
 # ---- whole programs against native -----------------------------------------------------------
