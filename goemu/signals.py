@@ -112,22 +112,32 @@ _host_ignored: set[int] | None = None
 
 
 def host_ignored() -> set[int]:
-    """Signals goemu's parent left ignored (nohup: SIGHUP; `prog &` in sh: SIGINT, SIGQUIT).
-    Linux keeps SIG_IGN across execve, so the guest starts with them ignored. Read once, before
-    goemu installs its own handlers. SIGPIPE and SIGXFSZ cannot be told: the Python interpreter
-    sets them to SIG_IGN itself before goemu's first line runs, so they start as SIG_DFL."""
+    """Signals goemu's parent left ignored (nohup: SIGHUP; `prog &` in sh: SIGINT, SIGQUIT; some
+    process managers: the real-time signal 32). Linux keeps SIG_IGN across execve, so the guest
+    starts with them ignored. Read once, before goemu installs its own handlers, from the kernel's
+    own word (/proc/self/status SigIgn): Python's signal module cannot see 32 and 33, which glibc
+    reserves. SIGPIPE and SIGXFSZ cannot be told: the Python interpreter sets them to SIG_IGN
+    itself before goemu's first line runs, so they start as SIG_DFL."""
     global _host_ignored
     if _host_ignored is None:
-        import signal as host
+        skip = (SIGKILL, SIGSTOP, 13, 25)
         _host_ignored = set()
-        for sig in range(1, NSIG + 1):
-            if sig in (SIGKILL, SIGSTOP, 13, 25):
-                continue
-            try:
-                if host.getsignal(sig) == host.SIG_IGN:
-                    _host_ignored.add(sig)
-            except (ValueError, OSError):
-                pass
+        try:
+            with open("/proc/self/status", "rb") as f:
+                line = next(ln for ln in f if ln.startswith(b"SigIgn:"))
+            mask = int(line.split()[1], 16)
+            _host_ignored = {sig for sig in range(1, NSIG + 1)
+                             if mask >> (sig - 1) & 1 and sig not in skip}
+        except (OSError, StopIteration, ValueError, IndexError):
+            import signal as host
+            for sig in range(1, NSIG + 1):
+                if sig in skip:
+                    continue
+                try:
+                    if host.getsignal(sig) == host.SIG_IGN:
+                        _host_ignored.add(sig)
+                except (ValueError, OSError):
+                    pass
     return _host_ignored
 
 

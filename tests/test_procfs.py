@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 
 import pytest
 
@@ -30,6 +31,33 @@ def test_procself_matches_native(mode, tmp_path):
     native = run_native(binary, cwd=tmp_path)
     emu = run_goemu(binary, cwd=tmp_path, options=MODES[mode])
     assert native.returncode == 0, native.stderr
+    assert emu.returncode == 0, emu.stderr.decode(errors="replace")[-2000:]
+    assert emu.stdout == native.stdout
+
+
+def _ignore_32_and_hup():
+    """What some process managers (and CI runners) hand their children: real-time signal 32, which
+    glibc and Python's signal module refuse to touch, ignored; set with a raw rt_sigaction."""
+    import ctypes
+    act = (ctypes.c_ulong * 4)(1, 0, 0, 0)    # SIG_IGN, flags, restorer, mask
+    ctypes.CDLL(None).syscall(13, 32, ctypes.byref(act), None, 8)
+    import signal as host
+    host.signal(host.SIGHUP, host.SIG_IGN)
+
+
+def test_procself_inherits_ignored_realtime_signals(tmp_path):
+    """Linux keeps SIG_IGN across execve for every signal, 32 and 33 included; Go leaves 32 as it
+    found it, so /proc/self/status SigIgn shows it. goemu reads its parent's set from the kernel."""
+    import subprocess
+    from conftest import ROOT, TIMEOUT, _env
+    binary = go119("procself")
+    native = subprocess.run([str(binary)], capture_output=True, cwd=tmp_path, env=_env(None),
+                            preexec_fn=_ignore_32_and_hup, timeout=TIMEOUT)
+    e = _env(None)
+    e["PYTHONPATH"] = str(ROOT)
+    emu = subprocess.run([sys.executable, "-m", "goemu", "run", str(binary)], capture_output=True,
+                         cwd=tmp_path, env=e, preexec_fn=_ignore_32_and_hup, timeout=TIMEOUT)
+    assert b'status SigIgn: "0000000080000001"' in native.stdout   # the oracle saw both
     assert emu.returncode == 0, emu.stderr.decode(errors="replace")[-2000:]
     assert emu.stdout == native.stdout
 
