@@ -62,7 +62,7 @@ bench: install fixtures
 # Regenerate the golden trace (after an intended change in what a trace shows).
 golden: install fixtures
 	mkdir -p /tmp/goemu-golden && cp fixtures/go114-binaries/bin/esbuild-0.5.26 /tmp/goemu-golden/esbuild
-	cd /tmp/goemu-golden && goemu trace --deterministic --cpus 2 -i --sym runtime.newosproc --stack 6 \
+	cd /tmp/goemu-golden && $(PYTHON) $(CURDIR)/tests/sigdefault.py goemu trace --deterministic --cpus 2 -i --sym runtime.newosproc --stack 6 \
 		-o $(CURDIR)/tests/golden/newosproc-esbuild-0.5.26.txt ./esbuild --version
 
 clean:

@@ -50,11 +50,11 @@ def run_goemu(binary, *args, env=None, cwd=None, input=None, options=()) -> subp
     return subprocess.run(cmd, capture_output=True, env=e, cwd=cwd, input=input, timeout=TIMEOUT)
 
 
-def goemu_cli(*args, cwd=None) -> subprocess.CompletedProcess:
+def goemu_cli(*args, cwd=None, preexec_fn=None) -> subprocess.CompletedProcess:
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, "-m", "goemu", *map(str, args)], capture_output=True,
-                          env=e, cwd=cwd, timeout=TIMEOUT)
+                          env=e, cwd=cwd, timeout=TIMEOUT, preexec_fn=preexec_fn)
 
 
 def exit_status(p: subprocess.CompletedProcess) -> int:
