@@ -47,13 +47,15 @@ class HostClock:
             self._rdtsc = rdtsc
             self._cal = (rdtsc(), time.monotonic_ns())
         self._page = (0, 0, 0, 0)     # what the guest was last given: real, mono, tsc, mult
+        self._seq = 0                 # the page's sequence number (the vDSO's seqcount)
 
     def vvar(self) -> bytes:
         """The vvar page's data for the next slice."""
         real, mono_host = time.time_ns(), time.monotonic_ns()
         mono = mono_host - self.boot_offset
         if self._rdtsc is None:
-            return vvar_bytes(real, mono)
+            self._seq += 1
+            return vvar_bytes(real, mono, seq=self._seq)
         tsc = self._rdtsc()
         tsc0, ns0 = self._cal
         mult = ((mono_host - ns0) << 32) // (tsc - tsc0) if mono_host - ns0 >= CALIBRATION_NS and tsc > tsc0 else 0
@@ -65,7 +67,8 @@ class HostClock:
                 real += seen - mono
                 mono = seen
         self._page = (real, mono, tsc, mult)
-        return vvar_bytes(real, mono, tsc, mult)
+        self._seq += 1
+        return vvar_bytes(real, mono, tsc, mult, self._seq)
 
     def monotonic(self) -> int:
         return time.monotonic_ns() - self.boot_offset
@@ -102,7 +105,8 @@ class VirtualClock:
         return self.now
 
     def vvar(self) -> bytes:
-        return vvar_bytes(self.realtime(), self.now)    # no rate: time moves between slices only
+        # no rate: time moves between slices only; the page changes only when the time does
+        return vvar_bytes(self.realtime(), self.now, seq=self.now)
 
     def realtime(self) -> int:
         return VIRTUAL_EPOCH_NS + self.now

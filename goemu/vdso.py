@@ -17,7 +17,8 @@ import struct
 VDSO_ADDR = 0x7FFF_F7FF_0000     # two pages: the vDSO image, then the vvar page
 VVAR_ADDR = VDSO_ADDR + 0x1000
 VDSO_SIZE = 0x2000
-# vvar layout: u64 realtime ns at 0, u64 monotonic ns at 8, their host TSC at 16, ns/tick<<32 at 24.
+# vvar layout: u64 realtime ns at 0, u64 monotonic ns at 8, their host TSC at 16, ns/tick<<32 at 24,
+# a sequence number at 32.
 VVAR_REALTIME, VVAR_MONOTONIC = 0, 8
 
 # vsyscall page: Unicorn 2.1 masks guest addresses to 52 bits in its default TLB mode, so the
@@ -26,41 +27,100 @@ VSYSCALL_CANONICAL = 0xFFFF_FFFF_FF60_0000
 VSYSCALL_ALIAS = VSYSCALL_CANONICAL & ((1 << 52) - 1)
 
 
-# The vDSO's code, assembled from this source (GNU as, .intel_syntax noprefix). vvar layout:
-# [0] realtime ns and [8] monotonic ns at host TSC [16]; [24] ns per TSC tick << 32, or 0 when
-# time stands still between slices (the virtual clock, or a host whose clocksource is not the
-# TSC). `now` extrapolates from the TSC as Linux's own vDSO does, so a clock read is fresh to
-# the nanosecond without leaving the guest (guest RDTSC is the host's: qemu's cpu_get_ticks).
-#
-# clock_gettime:                       ; edi = clock id, rsi = timespec*
-#     movabs r8, VVAR
-#     cmp edi, 0 / je real ; cmp edi, 5 / je real                  ; REALTIME, _COARSE
-#     cmp edi, 1 / je mono ; 4 / 6 / 7 likewise                     ; MONOTONIC, _RAW, _COARSE, BOOTTIME
-#     mov eax, 228 ; syscall ; ret                                   ; anything else: the kernel
-# real: xor r9d, r9d ; jmp ts
-# mono: mov r9d, 8
-# ts:   call now ; xor edx, edx ; mov ecx, 1000000000 ; div rcx
-#       mov [rsi], rax ; mov [rsi+8], rdx ; xor eax, eax ; ret
-# now:  mov rcx, [r8+24] ; xor eax, eax ; test rcx, rcx ; jz frozen ; rdtsc ; shl rdx, 32
-#       or rax, rdx ; sub rax, [r8+16] ; jae fresh ; xor eax, eax    ; (a TSC behind the base: 0)
-# fresh: mul rcx ; shrd rax, rdx, 32
-# frozen: add rax, [r8+r9] ; ret
-# gettimeofday:                        ; rdi = timeval* (timezone ignored)
-#     test rdi, rdi ; je done ; movabs r8, VVAR ; xor r9d, r9d ; call now
-#     xor edx, edx ; mov ecx, 1000000000 ; div rcx ; mov [rdi], rax
-#     mov rax, rdx ; xor edx, edx ; mov ecx, 1000 ; div rcx ; mov [rdi+8], rax
-# done: xor eax, eax ; ret
-# time:                                ; rdi = time_t* or NULL; returns seconds
-#     movabs r8, VVAR ; xor r9d, r9d ; call now ; xor edx, edx ; mov ecx, 1000000000 ; div rcx
-#     test rdi, rdi ; je out ; mov [rdi], rax
-# out: ret
+# The vDSO's code: _ASM assembled by GNU as (tests/test_vdso.py assembles it again and compares).
+# vvar layout: [0] realtime ns and [8] monotonic ns at host TSC [16]; [24] ns per TSC tick << 32,
+# or 0 when time stands still between slices (the virtual clock, or a host whose clocksource is
+# not the TSC); [32] a sequence number, new in every page. `now` extrapolates from the TSC as
+# Linux's own vDSO does, so a clock read is fresh to the nanosecond without leaving the guest
+# (guest RDTSC is the host's: qemu's cpu_get_ticks). Like Linux's vDSO it reads under a seqcount:
+# a slice can end inside `now`, and the next slice runs on a new page; a read that mixed the old
+# page's TSC base with the new page's clock (one slice too far ahead; the next read then went
+# back in time by a slice) starts again.
+_ASM = """\
+.intel_syntax noprefix
+.text
+clock_gettime:
+    movabs r8, 0x7ffff7ff1000
+    cmp edi, 0
+    je real
+    cmp edi, 5
+    je real
+    cmp edi, 1
+    je mono
+    cmp edi, 4
+    je mono
+    cmp edi, 6
+    je mono
+    cmp edi, 7
+    je mono
+    mov eax, 228
+    syscall
+    ret
+real: xor r9d, r9d
+    jmp ts
+mono: mov r9d, 8
+ts: call now
+    xor edx, edx
+    mov ecx, 1000000000
+    div rcx
+    mov [rsi], rax
+    mov [rsi+8], rdx
+    xor eax, eax
+    ret
+now: mov r10, [r8+32]
+    mov rcx, [r8+24]
+    xor eax, eax
+    test rcx, rcx
+    jz frozen
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    sub rax, [r8+16]
+    jae fresh
+    xor eax, eax
+fresh: mul rcx
+    shrd rax, rdx, 32
+frozen: add rax, [r8+r9]
+    cmp r10, [r8+32]
+    jne now
+    ret
+gettimeofday:
+    test rdi, rdi
+    je done
+    movabs r8, 0x7ffff7ff1000
+    xor r9d, r9d
+    call now
+    xor edx, edx
+    mov ecx, 1000000000
+    div rcx
+    mov [rdi], rax
+    mov rax, rdx
+    xor edx, edx
+    mov ecx, 1000
+    div rcx
+    mov [rdi+8], rax
+done: xor eax, eax
+    ret
+time:
+    movabs r8, 0x7ffff7ff1000
+    xor r9d, r9d
+    call now
+    xor edx, edx
+    mov ecx, 1000000000
+    div rcx
+    test rdi, rdi
+    je out
+    mov [rdi], rax
+out: ret
+"""
 _TEXT = bytes.fromhex(
     "49b80010fff7ff7f000083ff00742183ff05741c83ff01741c83ff04741783ff06741283ff07740db8e4000000"
-    "0f05c34531c9eb0641b908000000e81400000031d2b900ca9a3b48f7f14889064889560831c0c3498b481831c0"
-    "4885c974190f3148c1e2204809d0492b4010730231c048f7e1480facd0204b030408c34885ff743049b80010ff"
-    "f7ff7f00004531c9e8c0ffffff31d2b900ca9a3b48f7f14889074889d031d2b9e803000048f7f14889470831c0"
-    "c349b80010fff7ff7f00004531c9e88dffffff31d2b900ca9a3b48f7f14885ff7403488907c3")
-_ENTRY = {b"__vdso_clock_gettime": 0x00, b"__vdso_gettimeofday": 0x7D, b"__vdso_time": 0xB5}
+    "0f05c34531c9eb0641b908000000e81400000031d2b900ca9a3b48f7f14889064889560831c0c34d8b5020498b"
+    "481831c04885c974190f3148c1e2204809d0492b4010730231c048f7e1480facd0204b0304084d3b502075cec3"
+    "4885ff743049b80010fff7ff7f00004531c9e8b6ffffff31d2b900ca9a3b48f7f14889074889d031d2b9e80300"
+    "0048f7f14889470831c0c349b80010fff7ff7f00004531c9e883ffffff31d2b900ca9a3b48f7f14885ff740348"
+    "8907c3")
+_ENTRY = {b"__vdso_clock_gettime": 0x00, b"__vdso_gettimeofday": 0x87, b"__vdso_time": 0xBF}
 assert _TEXT[2:10] == struct.pack("<Q", VVAR_ADDR), "the vDSO code hard-codes the vvar address"
 
 
@@ -176,6 +236,7 @@ def build_vdso() -> bytes:
     return bytes(image)
 
 
-def vvar_bytes(realtime_ns: int, monotonic_ns: int, tsc: int = 0, mult: int = 0) -> bytes:
-    """The vvar page's data: clocks at host TSC `tsc`, advancing `mult` / 2^32 ns per tick."""
-    return struct.pack("<QQQQ", realtime_ns, monotonic_ns, tsc, mult)
+def vvar_bytes(realtime_ns: int, monotonic_ns: int, tsc: int = 0, mult: int = 0, seq: int = 0) -> bytes:
+    """The vvar page's data: clocks at host TSC `tsc`, advancing `mult` / 2^32 ns per tick;
+    `seq` differs from the last page's (a read that saw both starts again)."""
+    return struct.pack("<QQQQQ", realtime_ns, monotonic_ns, tsc, mult, seq & (2**64 - 1))
