@@ -47,6 +47,7 @@ class ITimers:
             return
         self.cpu_ns += ns
         t.cpu_ns += ns
+        t.vruntime += ns
         for which in (ITIMER_VIRTUAL, ITIMER_PROF):
             timer = self.timers[which]
             if not timer[0]:

@@ -117,6 +117,8 @@ class Kernel:
             self.slicer = CountSlicer(self.uc, opts.slice)
         else:
             self.slicer = TimeSlicer(self.uc, opts.timeslice_ms / 1000.0)
+        # a slice in the unit threads' CPU time is charged in (ns; instructions when deterministic)
+        self.sched.slice_units(opts.slice if opts.deterministic else int(opts.timeslice_ms * 1e6))
 
     # ---- processes ---------------------------------------------------------
     @property
@@ -372,7 +374,7 @@ class Kernel:
                 # not starve CPU-bound ones (each stop used to bring a fresh slice).
                 used_up = (self.stop_reason is None and not t.pending) or \
                     t.slice_used >= self.slicer.quantum
-                if self.stop_reason == "yield" or (used_up and self.stop_reason != "break"):
+                if self.stop_reason in ("yield", "preempt") or (used_up and self.stop_reason != "break"):
                     t.slice_used = 0
                     sched.runq.append(t)         # round robin
                 else:

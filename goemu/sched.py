@@ -23,12 +23,30 @@ if TYPE_CHECKING:
 
 
 class Scheduler:
+    """Round robin of time slices, plus Linux's wake-up preemption (CFS, check_preempt_wakeup).
+
+    goemu has one CPU where the guest expects several. Natively a futex wake-up of an idle
+    thread lets the wakee run at once on another CPU while the waker goes on. Here the wakee
+    would wait for the waker's slice to end, and a waker that loops (a stop-the-world in a
+    ReadMemStats loop restarting every Ps' M and stopping them again) keeps every wakee from
+    ever making progress: a livelock no native run shows. So, as CFS does, each thread has a
+    virtual runtime (its CPU time; a woken sleeper is credited up to 1.5 slices behind its waker)
+    and a wakee that has run more than half a slice less than its waker preempts it: the wakee
+    runs next, the waker goes to the back of the queue. Threads that wake each other in turn
+    have like runtimes and switch only at slice ends, so ping-pong costs no extra switches.
+    """
+
     def __init__(self, k: "Kernel") -> None:
         self.k = k
         self.runq: deque[Thread] = deque()
         self.timers: list[tuple[int, int, Thread, Wait]] = []
         self.pollers: set[Thread] = set()
         self._seq = itertools.count()
+        self.slice_units(2_000_000)
+
+    def slice_units(self, quantum: int) -> None:
+        self.wakeup_gran = quantum // 2
+        self.sleeper_credit = quantum * 3 // 2
 
     # ---- state changes -----------------------------------------------------
     def add(self, t: Thread) -> None:
@@ -43,8 +61,9 @@ class Scheduler:
         if wait.poll is not None:
             self.pollers.add(t)
 
-    def wake(self, t: Thread, result: int | None) -> None:
-        """End t's wait; RAX gets `result` (None: leave registers alone)."""
+    def wake(self, t: Thread, result: int | None, waker: Thread | None = None) -> None:
+        """End t's wait; RAX gets `result` (None: leave registers alone). A running `waker`
+        (futex wake) is preempted by a wakee far enough behind it in CPU time."""
         if t.state != BLOCKED:
             return
         w = t.wait
@@ -57,7 +76,15 @@ class Scheduler:
             if self.k.strace is not None and w is not None:
                 self.k.strace.resumed(t, w.nr, result)
         t.state = RUNNABLE
-        self.runq.append(t)
+        if waker is None or waker.state != RUNNABLE or waker is t:
+            self.runq.append(t)
+            return
+        t.vruntime = max(t.vruntime, waker.vruntime - self.sleeper_credit)
+        if waker.vruntime - t.vruntime > self.wakeup_gran and self.k.stop_reason is None:
+            self.runq.appendleft(t)
+            self.k.stop("preempt")
+        else:
+            self.runq.append(t)
 
     def interrupt(self, t: Thread, sig: int) -> None:
         """A deliverable signal arrived for a blocked thread: end the wait as Linux would."""

@@ -52,6 +52,7 @@ class Thread:
     syscalls: int = 0
     slice_used: float = 0             # of the current time slice (seconds or instructions)
     cpu_ns: int = 0                   # CPU time this thread has used (goemu/itimers.py)
+    vruntime: int = 0                 # cpu_ns, with a woken sleeper's credit (goemu/sched.py)
     keepcaps: int = 0                 # PR_SET_KEEPCAPS (per thread, copied by clone)
     fs: Any = None                    # a FsState after unshare(CLONE_FS); None: the process's
     name: str = ""

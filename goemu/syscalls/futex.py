@@ -29,7 +29,7 @@ def wake(k, addr: int, count: int, bitset: int) -> int:
         for i, (th, bits) in enumerate(q):
             if bits & bitset:
                 del q[i]
-                k.sched.wake(th, 0)
+                k.sched.wake(th, 0, waker=k.current)
                 woken += 1
                 break
         else:

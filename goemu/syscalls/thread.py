@@ -39,6 +39,7 @@ def clone(k, t, flags, stack, ptid, ctid, tls):
         ctx.reg_write(FS_BASE, tls)
     child.ctx = ctx
     child.sigmask = t.sigmask
+    child.vruntime = t.vruntime          # a new thread starts level with its creator
     child.keepcaps = t.keepcaps          # part of the credentials a new thread inherits
     child.fs = t.fs                      # Go always clones with CLONE_FS: the same fs state
     if flags & CLONE_PARENT_SETTID:
