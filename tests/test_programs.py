@@ -33,6 +33,9 @@ PROGRAMS = [
     ("cpuprof", ()),
     ("caps", ()),
     ("unsharefs", ()),
+    # ReadMemStats in a loop against LockOSThread (runtime's TemplateThreadRace): without wake-up
+    # preemption goemu livelocked; a round over 3 s (virtual under --deterministic) says "starved"
+    ("stwloop", ("3s",)),
 ]
 
 
