@@ -272,9 +272,15 @@ def test_lab5_schedule():
     execs = [e for e in ev if e.func == "runtime.execute"]
     assert len(execs) > 20 and {e.p for e in execs} == {"0"}
     assert sum(e.m == "0" for e in execs) > len(execs) // 2
-    assert not [e for e in ev if e.func in ("runtime.findrunnable", "runtime.runqsteal")]
+    assert not [e for e in ev if e.func == "runtime.runqsteal"]
     rq = [e for e in ev if e.func == "runtime.runqget" and e.ret]
-    assert rq and all(e.results["gp"] != "nil" for e in rq)
+    assert rq and sum(e.results["gp"] != "nil" for e in rq) > 0.9 * len(rq)
+    # findrunnable only when P0's queue is empty, and what it finds came from the global queue
+    found = [e for e in ev if e.func == "runtime.findrunnable" and e.ret]
+    assert len(found) <= 3
+    for f in found:
+        g = next(e for e in reversed(ev[:index(ev, f)]) if e.func == "runtime.globrunqget" and e.ret)
+        assert g.m == f.m and g.results["~r2"] == f.results["gp"]
 
     ev = two.events
     execs = [e for e in ev if e.func == "runtime.execute"]
@@ -283,7 +289,10 @@ def test_lab5_schedule():
     assert steals and ev[steals[0]].args["stealRunNextG"] == "false"
     got = 0
     for i in steals:
-        r = next(e for e in ev[i:] if e.func == "runtime.runqsteal" and e.ret and e.m == ev[i].m)
+        r = next((e for e in ev[i:] if e.func == "runtime.runqsteal" and e.ret and e.m == ev[i].m), None)
+        if r is None:       # the process exited while this M was stealing: its last event
+            assert not [e for e in ev[i + 1:] if e.m == ev[i].m]
+            continue
         if r.results["~r3"] != "nil":
             got += 1
             f = next(e for e in ev[index(ev, r):] if e.func == "runtime.findrunnable" and e.ret and e.m == r.m)
