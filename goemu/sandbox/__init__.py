@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ..errno import LinuxError
 from .mounts import Mount, SandboxError, parse_bind
 from .resolve import Found, Walker
 
@@ -140,7 +141,7 @@ class Sandbox:
                 os.fchdir(found.dfd)
                 self.cwd = found.guest
                 return
-        except (OSError, Exception):   # noqa: BLE001 - a start directory that cannot be used
+        except (OSError, LinuxError):    # a start directory that cannot be entered: /
             pass
         finally:
             self.release()
