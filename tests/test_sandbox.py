@@ -437,3 +437,28 @@ def test_mknod_and_exclusive_create(boxed):
     os.symlink("/d/target", root / "dangling")
     assert sc(k, "openat", AT_FDCWD, k.s(b"/dangling"), O_CREAT | 0o200 | O_WRONLY, 0o600) == -EEXIST
     assert not (root / "d" / "target").exists()
+
+
+def test_metadata_calls_and_cwd_stay_inside(boxed):
+    k, root, tmp = boxed
+    (root / "d" / "g").write_text("123456")
+    assert sc(k, "chdir", k.s(b"d")) == 0
+    buf = k.alloc(256)
+    n = sc(k, "getcwd", buf, 256)
+    assert k.mem.read(buf, n) == b"/d\0"
+    assert sc(k, "truncate", k.s(b"g"), 2) == 0
+    assert (root / "d" / "g").read_text() == "12"
+    assert sc(k, "truncate", k.s(b"../../ro/f"), 0) == -EROFS
+    assert sc(k, "access", k.s(b"/ro/f"), 2) == -EROFS
+    assert sc(k, "access", k.s(b"/ro/f"), 4) == 0
+    assert sc(k, "statfs", k.s(b"../.."), k.alloc(120)) == 0
+    fd = sc(k, "openat", AT_FDCWD, k.s(b"/ro"), O_RDONLY | 0o200000, 0)
+    assert sc(k, "fchdir", fd) == 0
+    n = sc(k, "getcwd", buf, 256)
+    assert k.mem.read(buf, n) == b"/ro\0"
+    n = sc(k, "readlink", k.s(b"/proc/self/fd/%d" % fd), buf, 256)
+    assert k.mem.read(buf, n) == b"/ro"
+    assert sc(k, "chdir", k.s(b"../../..")) == 0
+    n = sc(k, "getcwd", buf, 256)
+    assert k.mem.read(buf, n) == b"/\0"
+    assert sc(k, "chdir", k.s(b"/f")) == -ENOTDIR

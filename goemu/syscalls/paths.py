@@ -329,7 +329,8 @@ def _own_proc_entry(k, host: int) -> bytes | None:
 @syscall("openat", "dirfd", "str", "openflags", "oct", ret="fd", level=PARTIAL,
          note="/proc/self, /proc/<pid>/task/<tid>: status, stat, statm, cmdline, environ, auxv, "
               "maps, comm, exe, cwd, root, fd/, fdinfo/, task/ are the guest's; mounts, cgroup, "
-              "net are the host's; other entries are ENOENT")
+              "net are the host's; other entries are ENOENT. Under --root: paths resolved inside the "
+              "root by goemu, only the guest's /proc entries (docs/sandbox.md)")
 def openat(k, t, dirfd, path, flags, mode):
     return _open(k, t, dirfd, path_arg(k, path), flags, mode)
 
