@@ -2,7 +2,8 @@
 decoding, host errors as guest errnos, guest buffers, and the directory-stream state.
 
 The file-system family is layered, each module importing only the ones above it:
-``fsbase`` -> ``procfs`` (the guest's /proc tree) -> ``proctext`` (its files' text) -> ``paths``
+``fsbase`` -> ``procfs`` (the guest's /proc tree) -> ``proctext`` (its files' text) ->
+``confined`` (paths under a sandbox) -> ``paths``
 (path resolution, open, links, cwd) -> ``fs`` (read/write, descriptors), ``dirs`` (directories,
 names), ``meta`` (stat and metadata).
 """

@@ -9,6 +9,9 @@ the guest's own that points into /proc is followed by the host (an open that lan
 own /proc/<pid> that way is redone with what the path means to the guest; stat and readlink
 are not).
 
+Under a sandbox (``goemu run --root``) none of that applies: ``resolve`` hands every path to
+``confined``, which walks it inside the root itself (docs/sandbox.md).
+
 A blocking open of a FIFO waits for the other end in a helper host thread, so that only the
 opening guest thread waits (its peer is usually another goroutine of the same guest).
 """
