@@ -18,11 +18,18 @@ from . import __version__
 
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_RUN = 126
+EXIT_SANDBOX = 125          # the sandbox cannot be set up (as chroot(1) exits 125)
 EXIT_INTERNAL = 70
 
 
 def _env(args) -> list[str]:
-    env = {} if args.ignore_env else dict(os.environ)
+    if args.ignore_env:
+        env = {}
+    elif args.root and not args.keep_env:
+        from .sandbox import minimal_env
+        env = minimal_env()
+    else:
+        env = dict(os.environ)
     for unset in args.unset or []:
         env.pop(unset, None)
     for item in args.env or []:
@@ -34,7 +41,7 @@ def _env(args) -> list[str]:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-E", dest="env", action="append", metavar="VAR=VALUE",
+    p.add_argument("-E", "--env", dest="env", action="append", metavar="VAR=VALUE",
                    help="set an environment variable for the guest (as qemu-user's -E)")
     p.add_argument("-U", dest="unset", action="append", metavar="VAR",
                    help="remove a variable from the guest's environment (as qemu-user's -U)")
@@ -60,6 +67,26 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="with --deterministic: guest instructions per slice (default 200000)")
     p.add_argument("--timeslice", type=float, default=0, metavar="MS",
                    help="host milliseconds per slice before another guest thread gets the CPU (default 2)")
+    sb = p.add_argument_group("sandbox (docs/sandbox.md)")
+    sb.add_argument("--root", metavar="DIR",
+                    help="confine the guest to DIR as its / (as chroot, but '..', symlinks and /proc "
+                         "cannot lead out); it starts in goemu's directory if that lies inside, else "
+                         "in /; its environment is fresh (PATH, HOME=/, TERM) unless --keep-env; its "
+                         "execs run under goemu with the same confinement; /proc/self is the guest's, "
+                         "the rest of /proc is absent")
+    sb.add_argument("--bind", action="append", metavar="HOST:GUEST[:ro]",
+                    help="with --root: show host directory HOST at GUEST, read-write, or read-only "
+                         "with :ro (EROFS); repeatable")
+    sb.add_argument("--net", choices=["host", "loopback", "none"],
+                    help="with --root: the network: host (default), loopback (127.0.0.1 and ::1 "
+                         "only; binding to all interfaces is refused), none (only Unix sockets, "
+                         "paths inside the root; other families EACCES)")
+    sb.add_argument("--no-net", action="store_true", help="with --root: --net=none")
+    sb.add_argument("--no-exec", action="store_true", help="with --root: execve fails with EACCES")
+    sb.add_argument("--keep-env", action="store_true",
+                    help="with --root: the guest gets goemu's environment (then -E/-U)")
+    sb.add_argument("--guest-cwd", help=argparse.SUPPRESS)      # a sandboxed exec's directory
+    sb.add_argument("--exe-fd", type=int, help=argparse.SUPPRESS)  # ... and its binary, opened
     p.add_argument("binary", metavar="BINARY")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
 
@@ -152,7 +179,8 @@ def _kernel(args, exact: bool = False):
         invalid_addr_offset(), no_exit_request_offset(), counter_offset()
         become_from_env()
     from .signals import host_ignored
-    path = args.binary
+    sandbox = _sandbox(args)
+    path = args.binary if args.exe_fd is None else f"/proc/self/fd/{args.exe_fd}"
     try:
         os.stat(path)
     except OSError as e:
@@ -168,14 +196,25 @@ def _kernel(args, exact: bool = False):
                    slice=args.slice or DEFAULT_SLICE, cpus=args.cpus,
                    timeslice_ms=args.timeslice or DEFAULT_TIMESLICE_MS, exact=exact,
                    follow_exec=args.follow_exec, exit_by_signal=True,
-                   rlimits=take_guest_limits())
+                   rlimits=take_guest_limits(), sandbox=sandbox)
     problem = own_limit_problem()
     if problem:
         print(f"goemu: {problem}", file=sys.stderr)
         raise _Exit(EXIT_CANNOT_RUN)
-    argv = [args.argv0 or path] + list(args.args)
+    argv0 = args.argv0 or args.binary
+    if sandbox is not None:
+        if args.exe_fd is not None:
+            sandbox.exe = os.fsencode(args.binary)
+        else:
+            sandbox.exe = sandbox.guest_of_host(os.fsencode(os.path.realpath(path)))
+        # the guest knows its binary by its path inside, or by its name when it lies outside
+        opts.exe_name = os.fsdecode(sandbox.exe or os.fsencode(os.path.basename(path)))
+        argv0 = args.argv0 or opts.exe_name
+    argv = [argv0] + list(args.args)
     try:
         k = Kernel(path, argv, _env(args), opts)
+        if sandbox is not None:
+            _sandbox_start(k, sandbox, args)
     except BadExecutable as e:
         print(f"goemu: {path}: {e}", file=sys.stderr)
         raise _Exit(EXIT_CANNOT_RUN) from None
@@ -185,6 +224,45 @@ def _kernel(args, exact: bool = False):
         die_of_signal(e.signal)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     return k
+
+
+def _sandbox(args):
+    """The Sandbox of --root (None without); _Exit(125) when it cannot be set up."""
+    from .sandbox import EXEC_GOEMU, EXEC_NONE, NET_HOST, NET_NONE, Sandbox, SandboxError
+    net = NET_NONE if args.no_net else args.net
+    if not args.root:
+        given = [o for o, v in (("--bind", args.bind), ("--net", args.net), ("--no-net", args.no_net),
+                                ("--no-exec", args.no_exec), ("--keep-env", args.keep_env)) if v]
+        if given:
+            print(f"goemu: {given[0]} needs --root", file=sys.stderr)
+            raise _Exit(2)
+        return None
+    if args.no_net and args.net not in (None, NET_NONE):
+        print(f"goemu: --no-net contradicts --net={args.net}", file=sys.stderr)
+        raise _Exit(2)
+    try:
+        return Sandbox.create(args.root, args.bind or [], net or NET_HOST,
+                              EXEC_NONE if args.no_exec else EXEC_GOEMU)
+    except SandboxError as e:
+        print(f"goemu: {e}", file=sys.stderr)
+        raise _Exit(EXIT_SANDBOX) from None
+
+
+def _sandbox_start(k, sandbox, args) -> None:
+    """The guest's first directory; the binary's fd of a sandboxed exec is closed once loaded."""
+    if args.exe_fd is not None:
+        try:
+            os.close(args.exe_fd)
+        except OSError:
+            pass
+    if args.guest_cwd is not None:
+        sandbox.set_cwd(k, os.fsencode(args.guest_cwd))
+        return
+    try:
+        here = os.fsencode(os.path.realpath(os.getcwd()))
+    except OSError:
+        here = b""
+    sandbox.start_in(k, here)
 
 
 def die_of_signal(sig: int) -> None:

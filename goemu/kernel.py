@@ -56,6 +56,8 @@ class Options:
     cpus: int = 0                      # 0: the host's count
     rlimits: dict | None = None        # the guest's limits where goemu lifted its own (hostlimits.py)
     trace_out: object = None           # where --strace and notes go (default stderr)
+    sandbox: object = None             # goemu.sandbox.Sandbox under --root
+    exe_name: str | None = None        # the guest's name of its executable (AT_EXECFN, maps)
 
 
 class Kernel:
@@ -63,6 +65,9 @@ class Kernel:
         self.opts = opts
         self.image = read_image(path)        # raises BadExecutable
         self.exe_path = os.path.realpath(path)
+        if opts.exe_name:
+            self.image.path = opts.exe_name
+        self.sandbox = opts.sandbox
         self.uc = make_uc()
         self.regs = Gpr(self.uc)
         self.mem = Memory(self.uc)

@@ -87,6 +87,10 @@ def call(k: "Kernel", t: "Thread", h: Handler, args: list[int]) -> None:
         result = h.fn(k, t, *args)
     except LinuxError as e:
         result = -e.errno
+    finally:
+        sandbox = getattr(k, "sandbox", None)
+        if sandbox is not None:
+            sandbox.release()          # the host fds its path walks opened
     k.clock.syscall_done()
     if result is BLOCK:
         if k.strace is not None:

@@ -9,11 +9,12 @@ import ctypes
 import os
 import struct
 
-from ..errno import EINVAL, ENOENT, LinuxError
+from ..errno import EINVAL, ENOENT, EPERM, LinuxError
 from . import PARTIAL, syscall
 from .fsbase import (AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, dirstream, fdarg,
                      host_call, libc, libc_check)
-from .paths import dir_entry, modify_target, path_arg, raw_dirfd
+from .confined import check_modify, check_same_mount
+from .paths import dir_entry, modify_found, modify_target, path_arg, raw_dirfd
 
 # linux_dirent64 header: d_ino, d_off, d_reclen, d_type; the name follows.
 DIRENT64 = struct.Struct("<QqHB")
@@ -93,8 +94,12 @@ def mkdir(k, t, path, mode):
 
 
 def _rename(k, olddirfd, oldpath: bytes, newdirfd, newpath: bytes, flags: int = 0) -> int:
-    sdfd, oldpath = modify_target(k, olddirfd, oldpath)
-    ddfd, newpath = modify_target(k, newdirfd, newpath)
+    src = modify_found(k, olddirfd, oldpath, check=False)
+    dst = modify_found(k, newdirfd, newpath, check=False)
+    check_same_mount(src, dst)
+    check_modify(src)
+    check_modify(dst)
+    sdfd, oldpath, ddfd, newpath = src.dfd, src.path, dst.dfd, dst.path
     if flags:
         # RENAME_NOREPLACE / EXCHANGE / WHITEOUT: the host's renameat2 decides (EINVAL where unsupported)
         fn = getattr(libc, "renameat2", None)
@@ -141,12 +146,22 @@ def _link(k, olddirfd, oldpath: bytes, newdirfd, newpath: bytes, flags: int) -> 
     flags &= 0xFFFFFFFF
     if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
         raise LinuxError(EINVAL)
+    src = None
     if oldpath:
-        sdfd, oldpath = modify_target(k, olddirfd, oldpath, follow=bool(flags & AT_SYMLINK_FOLLOW))
+        src = modify_found(k, olddirfd, oldpath, follow=bool(flags & AT_SYMLINK_FOLLOW), check=False)
+        sdfd, oldpath = src.dfd, src.path
     else:                                   # AT_EMPTY_PATH: the dirfd itself
         entry = dir_entry(k, olddirfd)
         sdfd = entry.host if entry is not None else None
-    ddfd, newpath = modify_target(k, newdirfd, newpath)
+        if getattr(k, "sandbox", None) is not None:
+            raise LinuxError(EPERM)         # (CAP_DAC_READ_SEARCH on Linux; never in a sandbox)
+    dst = modify_found(k, newdirfd, newpath, check=False)
+    if src is not None:
+        check_same_mount(src, dst)
+        if src.device or src.mountpoint:
+            check_modify(src)
+    check_modify(dst)
+    ddfd, newpath = dst.dfd, dst.path
     libc_check(libc.linkat(raw_dirfd(sdfd), oldpath, raw_dirfd(ddfd), newpath, ctypes.c_int(flags)))
     return 0
 
@@ -178,6 +193,8 @@ def _mknod(k, dirfd: int, path: bytes, mode: int, dev: int) -> int:
         mode |= S_IFREG                      # Linux: no type means a regular file
     elif kind not in (S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK):
         raise LinuxError(EINVAL)
+    if kind in (S_IFCHR, S_IFBLK) and getattr(k, "sandbox", None) is not None:
+        raise LinuxError(EPERM)              # a device node would reach the host's devices
     dev &= 0xFFFFFFFF                        # the kernel's new_encode_dev layout
     major, minor = (dev & 0xFFF00) >> 8, (dev & 0xFF) | ((dev >> 12) & 0xFFF00)
     dfd, hp = modify_target(k, dirfd, path)

@@ -2,7 +2,8 @@
 decoding, host errors as guest errnos, guest buffers, and the directory-stream state.
 
 The file-system family is layered, each module importing only the ones above it:
-``fsbase`` -> ``procfs`` (the guest's /proc tree) -> ``proctext`` (its files' text) -> ``paths``
+``fsbase`` -> ``procfs`` (the guest's /proc tree) -> ``proctext`` (its files' text) ->
+``confined`` (paths under a sandbox) -> ``paths``
 (path resolution, open, links, cwd) -> ``fs`` (read/write, descriptors), ``dirs`` (directories,
 names), ``meta`` (stat and metadata).
 """
@@ -22,7 +23,7 @@ AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_EACCESS = 0x100, 0x200, 0x200
 AT_SYMLINK_FOLLOW, AT_NO_AUTOMOUNT, AT_EMPTY_PATH = 0x400, 0x800, 0x1000
 AT_STATX_SYNC_TYPE = 0x6000
-O_ACCMODE, O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC = 0o3, 0o0, 0o1, 0o100, 0o1000
+O_ACCMODE, O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_TRUNC = 0o3, 0o0, 0o1, 0o100, 0o200, 0o1000
 O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = 0o4000, 0o200000, 0o400000, 0o2000000
 O_PATH = 0o10000000
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2

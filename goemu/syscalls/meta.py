@@ -9,15 +9,17 @@ import ctypes
 import os
 import struct
 
-from ..errno import EFAULT, EINVAL, ENOENT, LinuxError
+from ..errno import EFAULT, EINVAL, ENOENT, EROFS, LinuxError
 from . import PARTIAL, syscall
 from .fsbase import (AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE,
                      AT_SYMLINK_NOFOLLOW, fdarg, host_call, i32, i64, idarg, libc, libc_check)
-from .paths import dir_entry, host_target, modify_target, path_arg, raw_dirfd
+from .confined import check_fd_write
+from .paths import dir_entry, host_target, modify_found, modify_target, path_arg, raw_dirfd, resolve
 
 STATX_BASIC_STATS = 0x7FF
 STATX__RESERVED = 0x80000000
 TIMESPEC2_SIZE = 32
+W_OK = 2
 
 
 # ---- guest structs -----------------------------------------------------------------------
@@ -141,7 +143,8 @@ def _statfs_host(fn, target) -> bytes:
 
 @syscall("statfs", "str", "ptr")
 def statfs(k, t, path, buf):
-    _, hp = host_target(k, AT_FDCWD, path_arg(k, path))
+    tg = resolve(k, AT_FDCWD, path_arg(k, path))
+    hp = tg.node.stand_in if tg.node is not None else tg.standalone()
     k.mem.write(buf, _statfs_host(libc.statfs, hp))
     return 0
 
@@ -158,6 +161,7 @@ def fstatfs(k, t, fd, buf):
 @syscall("fchmod", "fd", "oct")
 def fchmod(k, t, fd, mode):
     host = k.fds.host(fdarg(fd))
+    check_fd_write(k, host)
     host_call(lambda: os.fchmod(host, mode & 0o7777))
     return 0
 
@@ -181,6 +185,7 @@ def chmod(k, t, path, mode):
 @syscall("fchown", "fd", "int", "int")
 def fchown(k, t, fd, uid, gid):
     host = k.fds.host(fdarg(fd))
+    check_fd_write(k, host)
     host_call(lambda: os.fchown(host, idarg(uid), idarg(gid)))
     return 0
 
@@ -197,6 +202,7 @@ def _chown(k, dirfd, path: bytes, uid: int, gid: int, flags: int) -> int:
             host_call(lambda: os.chown(".", idarg(uid), idarg(gid)))
         else:
             host = k.fds.host(fdarg(d))
+            check_fd_write(k, host)
             host_call(lambda: os.fchown(host, idarg(uid), idarg(gid)))
         return 0
     follow = not flags & AT_SYMLINK_NOFOLLOW
@@ -236,7 +242,7 @@ def truncate(k, t, path, length):
     length = i64(length)
     if length < 0:
         raise LinuxError(EINVAL)
-    _, hp = modify_target(k, AT_FDCWD, p, follow=True)
+    hp = modify_found(k, AT_FDCWD, p, follow=True).standalone()
     host_call(lambda: os.truncate(hp, length))
     return 0
 
@@ -256,6 +262,7 @@ def utimensat(k, t, dirfd, path, times, flags):
         if flags & ~AT_EMPTY_PATH:
             raise LinuxError(EINVAL)
         host = k.fds.host(fdarg(d))
+        check_fd_write(k, host)
         libc_check(libc.futimens(ctypes.c_int(host), ts))
         return 0
     p = k.mem.read_cstr(path)
@@ -271,8 +278,20 @@ def _access(k, dirfd, path: bytes, mode: int, flags: int) -> int:
     if not path and not flags & AT_EMPTY_PATH:
         raise LinuxError(ENOENT)
     d, hp = _libc_at(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW)
+    if mode & W_OK and getattr(k, "sandbox", None) is not None:
+        _access_rofs(k, dirfd, path, flags)
     libc_check(libc.faccessat(ctypes.c_int(d), hp, ctypes.c_int(mode), ctypes.c_int(flags)))
     return 0
+
+
+def _access_rofs(k, dirfd, path: bytes, flags: int) -> None:
+    """W_OK on a read-only bind is EROFS (Linux's access() on a read-only mount)."""
+    if not path:
+        check_fd_write(k, k.fds.host(fdarg(dirfd)))
+        return
+    tg = resolve(k, dirfd, path, not flags & AT_SYMLINK_NOFOLLOW)
+    if tg.mount is not None and tg.mount.ro:
+        raise LinuxError(EROFS)
 
 
 @syscall("access", "str", "accessmode")

@@ -15,7 +15,8 @@ import os
 import struct
 
 from .. import hostio
-from ..errno import EINPROGRESS, EINVAL, ENOBUFS, ENOTSOCK, LinuxError
+from ..sandbox import netpolicy
+from ..errno import EACCES, EINPROGRESS, EINVAL, ENOBUFS, ENOTSOCK, LinuxError
 from ..fdtable import Fd
 from . import syscall
 
@@ -58,8 +59,25 @@ def _inbuf(k, addr: int, n: int):
     return ctypes.create_string_buffer(data, max(n, 1))
 
 
+def _addr_in(k, addr: int, n: int, purpose: str):
+    """A sockaddr the guest names, as the host takes it: (buffer, length). Under a sandbox
+    its rules apply (``goemu.sandbox.netpolicy``)."""
+    sb = getattr(k, "sandbox", None)
+    if sb is None or not addr or not n:
+        return _inbuf(k, addr, n), n
+    data = netpolicy.guest_addr(k, sb, k.mem.read(addr, n), purpose)
+    return ctypes.create_string_buffer(data, max(len(data), 1)), len(data)
+
+
+def _family_allowed(k, domain: int) -> None:
+    sb = getattr(k, "sandbox", None)
+    if sb is not None:
+        netpolicy.check_family(sb, _i32(domain))
+
+
 @syscall("socket", "int", "hex", "int", ret="fd")
 def socket(k, t, domain, type_, protocol):
+    _family_allowed(k, domain)
     host = _check(_libc.socket(_i32(domain), ctypes.c_int((type_ & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) | SOCK_CLOEXEC),
                                _i32(protocol)))
     return _install(k, host, type_)
@@ -67,6 +85,7 @@ def socket(k, t, domain, type_, protocol):
 
 @syscall("socketpair", "int", "hex", "int", "ptr")
 def socketpair(k, t, domain, type_, protocol, sv):
+    _family_allowed(k, domain)
     pair = (ctypes.c_int * 2)()
     _check(_libc.socketpair(_i32(domain), ctypes.c_int((type_ & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) | SOCK_CLOEXEC),
                             _i32(protocol), pair))
@@ -78,12 +97,25 @@ def socketpair(k, t, domain, type_, protocol, sv):
 @syscall("bind", "fd", "ptr", "int")
 def bind(k, t, fd, addr, addrlen):
     entry = _sock(k, fd)
-    return _check(_libc.bind(entry.host, _inbuf(k, addr, addrlen & 0xFFFFFFFF), addrlen & 0xFFFFFFFF))
+    buf, n = _addr_in(k, addr, addrlen & 0xFFFFFFFF, netpolicy.BIND)
+    sb = getattr(k, "sandbox", None)
+    if sb is not None and sb.net == "loopback" and netpolicy.is_wildcard(buf.raw[:n]):
+        raise LinuxError(EACCES)           # every interface: not only the loopback
+    return _check(_libc.bind(entry.host, buf, n))
 
 
 @syscall("listen", "fd", "int")
 def listen(k, t, fd, backlog):
-    return _check(_libc.listen(_sock(k, fd).host, _i32(backlog)))
+    entry = _sock(k, fd)
+    sb = getattr(k, "sandbox", None)
+    if sb is not None and sb.net == "loopback":
+        # an unbound socket would listen on every interface (the implicit bind)
+        buf = ctypes.create_string_buffer(128)
+        n = ctypes.c_uint32(128)
+        _check(_libc.getsockname(entry.host, buf, ctypes.byref(n)))
+        if netpolicy.is_wildcard(buf.raw[:n.value]):
+            raise LinuxError(EACCES)
+    return _check(_libc.listen(entry.host, _i32(backlog)))
 
 
 def _out_addr(k, addr: int, lenp: int, fn) -> int:
@@ -94,8 +126,12 @@ def _out_addr(k, addr: int, lenp: int, fn) -> int:
         n = ctypes.c_uint32(max(cap, 128))
         r = fn(buf, ctypes.byref(n))
         if r >= 0:
-            k.mem.write(addr, buf.raw[:min(cap, n.value)])
-            k.mem.write_u32(lenp, n.value)
+            raw = buf.raw[:n.value]
+            sb = getattr(k, "sandbox", None)
+            if sb is not None:
+                raw = netpolicy.shown_addr(sb, raw)
+            k.mem.write(addr, raw[:cap])
+            k.mem.write_u32(lenp, len(raw))
         return r
     return fn(None, None)
 
@@ -121,7 +157,7 @@ def accept(k, t, fd, addr, lenp):
 @syscall("connect", "fd", "ptr", "int")
 def connect(k, t, fd, addr, addrlen):
     entry = _sock(k, fd)
-    buf = _inbuf(k, addr, addrlen & 0xFFFFFFFF)
+    buf, addrlen = _addr_in(k, addr, addrlen & 0xFFFFFFFF, netpolicy.CONNECT)
     if hostio.is_nonblocking(entry.host):
         return _check(_libc.connect(entry.host, buf, addrlen & 0xFFFFFFFF))
     # A blocking connect blocks only this guest thread: connect without blocking, then wait
@@ -185,7 +221,9 @@ def shutdown(k, t, fd, how):
 def sendto(k, t, fd, buf, length, flags, addr, addrlen):
     entry = _sock(k, fd)
     data = k.mem.read(buf, length)
-    dest = _inbuf(k, addr, addrlen & 0xFFFFFFFF) if addr else None
+    dest = None
+    if addr:
+        dest, addrlen = _addr_in(k, addr, addrlen & 0xFFFFFFFF, netpolicy.CONNECT)
 
     def op() -> int:
         cbuf = ctypes.create_string_buffer(data, max(len(data), 1))
@@ -235,7 +273,9 @@ def sendmsg(k, t, fd, msg, flags):
     entry = _sock(k, fd)
     name, namelen, vecs, control, controllen, _ = _read_msghdr(k, msg)
     data = b"".join(k.mem.read(b, n) for b, n in vecs)
-    namebuf = _inbuf(k, name, namelen) if name else None
+    namebuf = None
+    if name:
+        namebuf, namelen = _addr_in(k, name, namelen, netpolicy.CONNECT)
     ctrl = None
     if control and controllen:
         if controllen > 1 << 20:

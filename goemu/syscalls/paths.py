@@ -9,6 +9,9 @@ the guest's own that points into /proc is followed by the host (an open that lan
 own /proc/<pid> that way is redone with what the path means to the guest; stat and readlink
 are not).
 
+Under a sandbox (``goemu run --root``) none of that applies: ``resolve`` hands every path to
+``confined``, which walks it inside the root itself (docs/sandbox.md).
+
 A blocking open of a FIFO waits for the other end in a helper host thread, so that only the
 opening guest thread waits (its peer is usually another goroutine of the same guest).
 """
@@ -17,15 +20,15 @@ from __future__ import annotations
 import os
 import stat as st
 import threading
-from dataclasses import dataclass
 
 from .. import hostio
-from ..errno import (EACCES, EBADF, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, EPERM, ERANGE, LinuxError,
+from ..errno import (EACCES, EBADF, EINVAL, EISDIR, ELOOP, ENOENT, ENOTDIR, EPERM, ERANGE, EROFS, LinuxError,
                      from_oserror)
 from ..fdtable import Fd, memfd_with
 from ..thread import Restart, Wait
-from . import BLOCK, PARTIAL, procfs, proctext, syscall
-from .fsbase import (AT_FDCWD, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK,
+from . import BLOCK, PARTIAL, confined, procfs, proctext, syscall
+from .confined import Target
+from .fsbase import (AT_FDCWD, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_NONBLOCK,
                      O_PATH, O_RDONLY, O_TRUNC, O_WRONLY, fdarg, host_call, i32)
 
 _DEV_ALIASES = {b"/dev/stdin": b"/proc/self/fd/0", b"/dev/stdout": b"/proc/self/fd/1",
@@ -49,15 +52,6 @@ def dir_entry(k, dirfd: int) -> Fd | None:
     if d < 0:
         raise LinuxError(EBADF)
     return k.fds.get(d)
-
-
-@dataclass
-class Target:
-    """Where a guest path leads: a host path (relative to the host dir fd `dfd`, or to the cwd
-    when None), or one of the guest's virtual /proc entries."""
-    path: bytes
-    dfd: int | None = None
-    node: procfs.Node | None = None
 
 
 def _base(k, entry: Fd | None) -> bytes | None:
@@ -90,8 +84,12 @@ def _own_cwd(k) -> bytes | None:
     return fs.cwd if fs is not None else None
 
 
-def resolve(k, dirfd: int, path: bytes, follow: bool = True) -> Target:
-    """What (dirfd, path) names for the guest. Absolute paths ignore dirfd (even a bad one)."""
+def resolve(k, dirfd: int, path: bytes, follow: bool = True, create: bool = False) -> Target:
+    """What (dirfd, path) names for the guest. Absolute paths ignore dirfd (even a bad one).
+    Under a sandbox the walk is goemu's (``confined``); `create`: a missing last component is
+    no error there (open with O_CREAT)."""
+    if getattr(k, "sandbox", None) is not None:
+        return confined.resolve(k, dirfd, path, follow, create)
     if not path.startswith(b"/") and path and dirfd_is_cwd(dirfd):
         own = _own_cwd(k)
         if own is not None:
@@ -133,10 +131,19 @@ def host_target(k, dirfd: int, path: bytes, follow: bool = True) -> tuple[int | 
 def modify_target(k, dirfd: int, path: bytes, follow: bool = False) -> tuple[int | None, bytes]:
     """(host dir_fd, host path) for an operation that changes the file system: the guest's
     /proc entries cannot be changed (EPERM as root, EACCES otherwise, as Linux's /proc)."""
+    tg = modify_found(k, dirfd, path, follow)
+    return tg.dfd, tg.path
+
+
+def modify_found(k, dirfd: int, path: bytes, follow: bool = False, check: bool = True) -> Target:
+    """``modify_target``'s whole Target; `check`: the sandbox's mount rules now (rename and
+    link compare the mounts first, EXDEV before EROFS, then check)."""
     tg = resolve(k, dirfd, path, follow)
     if tg.node is not None:
         raise LinuxError(EPERM if os.geteuid() == 0 else EACCES)
-    return tg.dfd, tg.path
+    if check:
+        confined.check_modify(tg)
+    return tg
 
 
 def raw_dirfd(dfd: int | None) -> int:
@@ -169,11 +176,13 @@ def _install(k, host: int, cloexec: bool, shown: str, kind: str, obj=None) -> in
 class _FifoOpen:
     """A blocking FIFO open running in a host thread; the guest thread waits on `rfd`."""
 
-    def __init__(self, path: bytes, flags: int, mode: int, dfd: int | None) -> None:
+    def __init__(self, path: bytes, flags: int, mode: int, dfd: int | None,
+                 owned: list[int] | None = None) -> None:
         self.rfd, self.wfd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self.result: int | OSError | None = None
         self.taken = self.closed = False
         self.lock = threading.Lock()
+        self.owned = owned or []           # fds of the path, closed once opened
         threading.Thread(target=self._run, args=(path, flags, mode, dfd), daemon=True).start()
 
     def _run(self, path, flags, mode, dfd) -> None:
@@ -181,6 +190,8 @@ class _FifoOpen:
             res: int | OSError = os.open(path, flags, mode, dir_fd=dfd)
         except OSError as e:
             res = e
+        for fd in self.owned:
+            os.close(fd)
         with self.lock:
             self.result = res
             if self.closed:                 # the guest gave up (a signal): nobody wants it
@@ -206,8 +217,8 @@ class _FifoOpen:
 
 
 def _open_fifo(k, t, path: bytes, dfd: int | None, flags: int, mode: int, cloexec: bool,
-               shown: str):
-    op = host_call(lambda: _FifoOpen(path, flags, mode, dfd))
+               shown: str, owned: list[int] | None = None):
+    op = host_call(lambda: _FifoOpen(path, flags, mode, dfd, owned))
 
     def poll() -> int | None:
         res = op.take()
@@ -236,13 +247,25 @@ def _is_blocking_fifo(path: bytes, dfd: int | None, flags: int) -> bool:
 def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int):
     flags &= 0xFFFFFFFF
     cloexec = bool(flags & O_CLOEXEC)
-    tg = resolve(k, dirfd, path, follow=not flags & O_NOFOLLOW)
+    sandboxed = getattr(k, "sandbox", None) is not None
+    follow = not flags & O_NOFOLLOW
+    if sandboxed:
+        # O_CREAT|O_EXCL never follows a last symlink (EEXIST), as Linux
+        follow = follow and flags & (O_CREAT | O_EXCL) != O_CREAT | O_EXCL
+        tg = resolve(k, dirfd, path, follow, create=bool(flags & O_CREAT))
+    else:
+        tg = resolve(k, dirfd, path, follow=follow)
     if tg.node is not None:
         host, kind, obj = _open_node(k, tg.node, flags)
         return _install(k, host, cloexec, os.fsdecode(tg.node.path), kind, obj)
     shown = os.fsdecode(path)
+    if sandboxed:
+        flags = _confined_flags(tg, flags)
     if t is not None and _is_blocking_fifo(tg.path, tg.dfd, flags):
-        return _open_fifo(k, t, tg.path, tg.dfd, flags, mode & 0o7777, cloexec, shown)
+        owned: list[int] = []
+        if sandboxed:                   # the walk's fds close when this syscall returns
+            tg, owned = _own_fds(tg)
+        return _open_fifo(k, t, tg.path, tg.dfd, flags, mode & 0o7777, cloexec, shown, owned)
     host = host_call(lambda: os.open(tg.path, flags, mode & 0o7777, dir_fd=tg.dfd))
     own = _own_proc_entry(k, host)
     if own is not None:
@@ -259,6 +282,32 @@ def _open(k, t, dirfd: int, path: bytes, flags: int, mode: int):
     except OSError:
         kind = "file"
     return _install(k, host, cloexec, shown, kind)
+
+
+def _confined_flags(tg: Target, flags: int) -> int:
+    """A sandboxed open: the mount's rules, and a last name opened without following."""
+    write = flags & O_ACCMODE != O_RDONLY or flags & O_TRUNC
+    creating = flags & O_CREAT and not confined.exists(tg)
+    if tg.device and creating:
+        raise LinuxError(EPERM)
+    if tg.mount is not None and tg.mount.ro and (write or creating):
+        raise LinuxError(EROFS)
+    if tg.must_dir and creating:
+        raise LinuxError(EISDIR)
+    return flags | O_NOFOLLOW if tg.confined else flags
+
+
+def _own_fds(tg: Target) -> tuple[Target, list[int]]:
+    """The same target on fds of its own (for an open that outlives the syscall), and those
+    fds, which the FIFO open closes when done."""
+    if tg.dfd is not None:
+        dup = os.dup(tg.dfd)
+        return Target(tg.path, dup), [dup]
+    if tg.path.startswith(b"/proc/self/fd/"):
+        num, _, rest = tg.path[len(b"/proc/self/fd/"):].partition(b"/")
+        dup = os.dup(int(num))
+        return Target(b"/proc/self/fd/%d" % dup + (b"/" + rest if rest else b"")), [dup]
+    return tg, []
 
 
 _PROC_DEV: list[int] = []
@@ -283,7 +332,8 @@ def _own_proc_entry(k, host: int) -> bytes | None:
 @syscall("openat", "dirfd", "str", "openflags", "oct", ret="fd", level=PARTIAL,
          note="/proc/self, /proc/<pid>/task/<tid>: status, stat, statm, cmdline, environ, auxv, "
               "maps, comm, exe, cwd, root, fd/, fdinfo/, task/ are the guest's; mounts, cgroup, "
-              "net are the host's; other entries are ENOENT")
+              "net are the host's; other entries are ENOENT. Under --root: paths resolved inside the "
+              "root by goemu, only the guest's /proc entries (docs/sandbox.md)")
 def openat(k, t, dirfd, path, flags, mode):
     return _open(k, t, dirfd, path_arg(k, path), flags, mode)
 
@@ -373,6 +423,8 @@ def _own_chdir(t, full: bytes) -> int:
 
 @syscall("chdir", "str")
 def chdir(k, t, path):
+    if getattr(k, "sandbox", None) is not None:
+        return confined.chdir(k, t, path_arg(k, path))
     tg = resolve(k, AT_FDCWD, path_arg(k, path))
     own = getattr(t, "fs", None)
     if tg.node is not None:
@@ -398,6 +450,8 @@ def chdir(k, t, path):
 @syscall("fchdir", "fd")
 def fchdir(k, t, fd):
     entry = k.fds.get(fdarg(fd))
+    if getattr(k, "sandbox", None) is not None:
+        return confined.fchdir(k, t, entry)
     if getattr(t, "fs", None) is not None:
         if isinstance(entry.obj, procfs.ProcDir):
             t.fs.cwd = entry.obj.node.path

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import stat
 import struct
 
 from .. import signals as S
 from ..cpu import RAX, RIP, RSP
-from ..errno import ECHILD, EINVAL, EIO, ENOSYS, EPERM, ESRCH, LinuxError, from_oserror
+from ..errno import (EACCES, ECHILD, EINVAL, EIO, ENOEXEC, ENOSYS, EPERM, ESRCH, LinuxError,
+                     from_oserror)
 from ..fdtable import PASS_FDS_ENV
 from ..process import Child, Process, child_siginfo, fork_exec, wait_status_exit
 from ..thread import Restart, Wait
@@ -76,13 +78,22 @@ def execve(k, t, path_p, argv_p, envp_p):
     envp = [k.mem.read_cstr(p, 1 << 17) for p in k.mem.read_ptr_array(envp_p)] if envp_p else []
     fd_map = {n: e.host for n, e in proc.fds.fds.items() if not e.cloexec}
     ignored = [sig for sig in range(1, 65) if proc.signals.actions[sig].handler == S.SIG_IGN]
-    if proc.cwd is not None and not path.startswith(b"/"):
-        path = os.path.join(proc.cwd, path)
-    argv = argv or [path]
-    # a tracer (SysProcAttr.Ptrace) must see the real program, not goemu running it
-    under_goemu = k.opts.follow_exec and not proc.traceme and _runs_under_goemu(path)
+    exe_fd = -1
+    cwd = proc.cwd
+    if k.sandbox is not None:
+        argv = argv or [path]
+        path, argv, envp, exe_fd = _sandboxed(k, proc.cwd, path, argv, envp, fd_map)
+        cwd = None
+        under_goemu = True
+    else:
+        if proc.cwd is not None and not path.startswith(b"/"):
+            path = os.path.join(proc.cwd, path)
+        argv = argv or [path]
+        # a tracer (SysProcAttr.Ptrace) must see the real program, not goemu running it
+        under_goemu = k.opts.follow_exec and not proc.traceme and _runs_under_goemu(path)
+        if under_goemu:
+            path, argv, envp = _goemu_command(k, path, argv, envp, sorted(fd_map))
     if under_goemu:
-        path, argv, envp = _goemu_command(k, path, argv, envp, sorted(fd_map))
         # Credentials: the child goemu starts as goemu is (the interpreter may be where the
         # new user cannot read) and takes them on itself once loaded, before the guest runs;
         # then the parent-death signal, which a credential change would clear.
@@ -92,10 +103,13 @@ def execve(k, t, path_p, argv_p, envp_p):
             envp = [e for e in envp if not e.startswith(BECOME_ENV.encode() + b"=")]
             envp.append(BECOME_ENV.encode() + b"=" + encode_become(proc, os.getpid()))
     try:
-        host_pid = fork_exec(path, argv, envp, proc.cwd, fd_map, t.sigmask, ignored, proc,
+        host_pid = fork_exec(path, argv, envp, cwd, fd_map, t.sigmask, ignored, proc,
                              creds=not under_goemu)
     except OSError as e:   # goemu's own pipe or fork failed (EMFILE, EAGAIN): execve's errno
         raise from_oserror(e) from None
+    finally:
+        if exe_fd >= 0:
+            os.close(exe_fd)
     record = k.children[proc.pid]
     record.host_pid = host_pid
     record.traced = proc.traceme
@@ -127,11 +141,61 @@ def _execve_self(k, t, path_p, argv_p, envp_p):
     ignored = [sig for sig in range(1, 65) if proc.signals.actions[sig].handler == S.SIG_IGN]
     argv = argv or [path]
     target = path
-    if k.opts.follow_exec and _runs_under_goemu(path):
+    exe_fd = -1
+    if k.sandbox is not None:
+        target, argv, envp, exe_fd = _sandboxed(k, None, path, argv, envp, fd_map)
+    elif k.opts.follow_exec and _runs_under_goemu(path):
         target, argv, envp = _goemu_command(k, path, argv, envp, sorted(fd_map))
     k.note(f"execve {path.decode(errors='replace')}: goemu's process becomes it")
-    exec_self(target, argv, envp, fd_map, t.sigmask, ignored)   # returns only with an errno
+    try:
+        exec_self(target, argv, envp, fd_map, t.sigmask, ignored)   # returns only with an errno
+    finally:
+        if exe_fd >= 0:
+            os.close(exe_fd)
     return 0
+
+
+def _sandboxed(k, cwd: bytes | None, path: bytes, argv: list[bytes], envp: list[bytes],
+               fd_map: dict[int, int]):
+    """execve under a sandbox: EACCES with --no-exec; else the program, found inside the root,
+    runs under goemu with the same confinement (never a host program). It is opened here and
+    handed over as an fd (no path is looked up again); fd_map gains it. Returns (program, argv,
+    envp, the opened fd)."""
+    from ..loader import BadExecutable, read_image
+    from . import confined
+    from .fsbase import AT_FDCWD
+    sb = k.sandbox
+    if sb.exec == "none":
+        raise LinuxError(EACCES)
+    guest = path if path.startswith(b"/") else (cwd or sb.cwd).rstrip(b"/") + b"/" + path
+    tg = confined.resolve(k, AT_FDCWD, guest, follow=True)
+    if tg.node is not None or tg.device:
+        raise LinuxError(EACCES)
+    try:
+        fd = os.open(tg.path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise from_oserror(e) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode) or not os.access(tg.path, os.X_OK):
+            raise LinuxError(EACCES)
+        read_image(f"/proc/self/fd/{fd}")
+    except BadExecutable:
+        os.close(fd)
+        raise LinuxError(ENOEXEC) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    shown = tg.guest or guest
+    prog, cmd, envp = _goemu_command(k, shown, argv, envp, sorted(fd_map))
+    slot = max([2, *fd_map]) + 1
+    fd_map[slot] = fd
+    at = cmd.index(b"run") + 1
+    extra = [b"--root", sb.root.host, b"--net", sb.net.encode(), b"--keep-env",
+             b"--guest-cwd", cwd or sb.cwd, b"--exe-fd", b"%d" % slot]
+    for m in sb.binds:
+        extra += [b"--bind", m.host + b":" + m.guest + (b":ro" if m.ro else b"")]
+    return prog, cmd[:at] + extra + cmd[at:], envp, fd
 
 
 BECOME_ENV = "GOEMU_BECOME"
@@ -190,6 +254,8 @@ def _goemu_command(k, path: bytes, argv: list[bytes], envp: list[bytes], fds: li
         cmd.append(b"--deterministic")
     if k.opts.cpus:
         cmd += [b"--cpus", str(k.opts.cpus).encode()]
+    if not any(e.startswith(b"LC_CTYPE=") for e in envp):
+        cmd += [b"-U", b"LC_CTYPE"]        # Python's own locale coercion (PEP 538) is not the guest's
     if not any(e.startswith(b"PYTHONPATH=") for e in envp):
         cmd += [b"-U", b"PYTHONPATH"]
         envp = envp + [b"PYTHONPATH=" + root]
@@ -354,8 +420,8 @@ def ptrace(k, t, request, pid, addr, data):
         proc = t.proc
         if proc is None or proc.vfork_parent is None:
             raise LinuxError(EPERM)   # goemu's own parent cannot become the guest's tracer
-        if proc.traceme:
-            raise LinuxError(EPERM)
+        if proc.traceme or k.sandbox is not None:
+            raise LinuxError(EPERM)   # (a sandbox's children run under goemu: not traceable)
         proc.traceme = True
         return 0
     if request in (PTRACE_ATTACH, PTRACE_SEIZE):

@@ -46,6 +46,18 @@ class Node:
     target: bytes = b""         # LINK: what readlink says
 
 
+class Reach(bytes):
+    """A path a /proc link leads to outside /proc (``cwd``, ``root``, ``exe``...): the host's
+    path without a sandbox; under one, a guest path its walk goes on with."""
+
+
+class HostFd(bytes):
+    """``/proc/self/fd/<host fd>``: the host's link to exactly the object a guest fd holds.
+    Under a sandbox: its guest path (None outside) and the mount it lies in."""
+    guest: bytes | None = None
+    mount: object = None
+
+
 class ProcDir(DirStream):
     """An open virtual directory: its guest path and its listing (``Fd.obj``)."""
 
@@ -122,6 +134,8 @@ def _entry(k, base: bytes, tid: int, thread: bool, rest: list[bytes], follow: bo
         raise LinuxError(ENOENT)
     path = base + b"/" + name
     if name in HOST_SAME:
+        if getattr(k, "sandbox", None) is not None:
+            raise LinuxError(ENOENT)                  # the host's mounts, net, cgroup: not shown
         return b"/".join([b"/proc/self", *rest])
     if name in GENERATED:
         if more:
@@ -147,11 +161,14 @@ def _entry(k, base: bytes, tid: int, thread: bool, rest: list[bytes], follow: bo
             raise LinuxError(ENOTDIR)
         return Node(path + b"/" + num, FILE, b"/proc/self/fdinfo/%d" % entry.host, tid, thread,
                     b"fdinfo/" + num)
+    sandbox = getattr(k, "sandbox", None)
     if len(more) == 1 and not follow:
         return Node(path + b"/" + num, LINK, b"/proc/self/fd/%d" % entry.host, tid, thread,
-                    b"fd/" + num, fd_link_text(entry))
+                    b"fd/" + num, fd_link_text(entry, sandbox))
     if isinstance(entry.obj, ProcDir):
         return lookup(k, b"/".join([entry.obj.path, *more[1:]]), follow, depth + 1)
+    if sandbox is not None:
+        return sandbox.walker.fd_target(entry, more[1:])
     if len(more) > 1 and entry.kind == "dir":
         # a host directory: if it lies in /proc, what follows must be resolved as the guest's
         try:
@@ -160,7 +177,7 @@ def _entry(k, base: bytes, tid: int, thread: bool, rest: list[bytes], follow: bo
             where = b""
         if where.startswith(b"/proc/") or where == b"/proc":
             return _follow(k, b"/".join([where, *more[1:]]), follow, depth)
-    return b"/".join([b"/proc/self/fd/%d" % entry.host, *more[1:]])
+    return HostFd(b"/".join([b"/proc/self/fd/%d" % entry.host, *more[1:]]))
 
 
 def _host_dir(task: bool = False) -> bytes:
@@ -175,13 +192,16 @@ def _follow(k, path: bytes, follow: bool, depth: int) -> Node | bytes:
     norm = b"/" + os.path.normpath(path).lstrip(b"/")
     if norm.startswith(b"/proc/"):
         return lookup(k, norm, follow, depth + 1)
-    return path
+    return Reach(path)
 
 
 def guest_cwd(k) -> bytes:
     """The guest's working directory as getcwd reports it."""
     if k.proc is not k.main_proc and k.proc.cwd:
         return k.proc.cwd
+    sandbox = getattr(k, "sandbox", None)
+    if sandbox is not None:
+        return sandbox.cwd
     virtual = getattr(k, "proc_cwd", None)
     if virtual:
         return virtual
@@ -192,10 +212,15 @@ def guest_cwd(k) -> bytes:
 
 
 def _link_target(k, name: bytes) -> bytes:
+    sandbox = getattr(k, "sandbox", None)
     if name == b"exe":
+        if sandbox is not None:
+            if sandbox.exe is None:
+                raise LinuxError(ENOENT)              # the binary lies outside the sandbox
+            return sandbox.exe
         return os.fsencode(k.exe_path)
     if name == b"cwd":
-        if k.proc is k.main_proc and not getattr(k, "proc_cwd", None):
+        if k.proc is k.main_proc and not getattr(k, "proc_cwd", None) and sandbox is None:
             try:   # the kernel's text for goemu's cwd, which is the guest's (even "(deleted)")
                 return guest_path_of_host(k, os.readlink(b"/proc/self/cwd"))
             except OSError:
@@ -204,15 +229,16 @@ def _link_target(k, name: bytes) -> bytes:
     return b"/"
 
 
-def fd_link_text(entry: Fd) -> bytes:
+def fd_link_text(entry: Fd, sandbox=None) -> bytes:
     """readlink of /proc/self/fd/N: the host's text for host files, pipes and sockets; the
-    guest's path for goemu's virtual files and directories."""
+    guest's path for goemu's virtual files and directories (under a sandbox: for every file)."""
     if entry.kind == "memfd" or isinstance(entry.obj, ProcDir):
         return os.fsencode(entry.path)
     try:
-        return os.readlink(b"/proc/self/fd/%d" % entry.host)
+        text = os.readlink(b"/proc/self/fd/%d" % entry.host)
     except OSError:
         return os.fsencode(entry.path)
+    return sandbox.fd_text(text) if sandbox is not None else text
 
 
 # ---- listings ----------------------------------------------------------------------------------

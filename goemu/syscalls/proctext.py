@@ -50,8 +50,19 @@ def content(k, node: Node) -> bytes:
 def comm(k, t) -> bytes:
     name = getattr(t, "comm", None) if t is not None else None
     if name is None:
-        name = os.fsencode(os.path.basename(k.exe_path))
+        name = os.fsencode(exe_names(k)[0])
     return name[:15]
+
+
+def exe_names(k) -> tuple[str, str]:
+    """(the name of the executable's VMAs, the path /proc/self/maps shows for them): under a
+    sandbox its guest path, or only its name when it lies outside."""
+    img = getattr(k, "image", None)
+    base = os.path.basename(img.path if img is not None else k.exe_path)
+    sandbox = getattr(k, "sandbox", None)
+    if sandbox is None:
+        return base, k.exe_path
+    return base, os.fsdecode(sandbox.exe) if sandbox.exe is not None else base
 
 
 def _exe_segments(k) -> list[tuple[int, int, int]]:
@@ -68,7 +79,7 @@ def _exe_segments(k) -> list[tuple[int, int, int]]:
 
 def _maps_rows(k):
     """(start, end, prot, offset, dev, inode, name) per mapping, as /proc/self/maps has them."""
-    exe_base = os.path.basename(k.exe_path)
+    exe_base, exe_shown = exe_names(k)
     try:
         s = os.stat(k.exe_path)
         dev, ino = s.st_dev, s.st_ino
@@ -85,7 +96,7 @@ def _maps_rows(k):
         for start, end, off in segs:           # the file-backed part, then the bss (anonymous)
             lo, hi = max(start, v.start), min(end, v.end)
             if lo < hi and lo == pos:
-                rows.append((lo, hi, v.prot, off + lo - start, dev, ino, k.exe_path))
+                rows.append((lo, hi, v.prot, off + lo - start, dev, ino, exe_shown))
                 pos = hi
         if pos < v.end:
             rows.append((pos, v.end, v.prot, 0, 0, 0, ""))
@@ -117,7 +128,7 @@ def maps(k) -> bytes:
 def _mem_figures(k) -> dict[str, int]:
     """kB figures of task_mem (fs/proc/task_mmu.c) from the VMA table. Resident means
     accessible here (goemu does not track which pages were touched)."""
-    exe_base = os.path.basename(k.exe_path)
+    exe_base = exe_names(k)[0]
     f = dict(size=0, rss=0, file=0, data=0, stk=0, exe=0, lib=0)
     for v in k.mem.vmas:
         kb = (v.end - v.start) >> 10
