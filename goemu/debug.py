@@ -120,8 +120,14 @@ class Debugger(RunCommands, ViewCommands):
                 return self.k.mem.read(addr & (1 << 64) - 1, n)
             except (LinuxError, OverflowError, ValueError):
                 raise ExprError(f"cannot read {n} bytes at {addr & (1 << 64) - 1:#x}") from None
+        def reg(name):
+            if name.isdigit():
+                if not 0 < int(name) <= len(self.values):
+                    raise ExprError(f"no value ${name} yet (print makes $1, $2, ...)")
+                return self.values[int(name) - 1]
+            return self.reg_named(name, t)
         try:
-            return evaluate(text, Context(lambda n: self.reg_named(n, t), symbol, read))
+            return evaluate(text, Context(reg, symbol, read))
         except ExprError as e:
             raise DebugError(str(e)) from None
 
@@ -206,6 +212,11 @@ class Debugger(RunCommands, ViewCommands):
             self.say(f"error: {e}")
         except KeyboardInterrupt:
             self.say("Quit")
+        except Exception as e:      # a goemu bug: one line, and the session goes on
+            if os.environ.get("GOEMU_DEBUG"):
+                raise
+            self.say(f"error: internal error in {line.strip()!r}: {type(e).__name__}: {e} "
+                     "(set GOEMU_DEBUG=1 for a traceback)")
         return True
 
     def repl(self, lines, echo: bool) -> None:

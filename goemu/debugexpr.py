@@ -3,6 +3,7 @@
     numbers      42  0x2a  0o52  0b101010
     registers    $rax ... $r15  $rip ($pc)  $rsp ($sp)  $rbp ($fp)  $eflags  $fs_base
     convenience  $g $m $p (the current thread's g, m and p pointers)  $goid
+    history      $1, $2, ... (print's earlier values)
     symbols      runtime.main  main.counter  runtime.(*mheap).alloc   (their address)
     operators    unary - ! ~ & *;  * / %;  + -;  << >>;  < <= > >=;  == !=;  &;  ^;  |;  &&;  ||
     dereference  *EXPR (8 bytes), *(uint32*)EXPR (int8/uint8/byte/bool, int16/uint16,
@@ -28,7 +29,7 @@ TYPES = {"int8": (1, True), "uint8": (1, False), "byte": (1, False), "bool": (1,
 _TOKEN = re.compile(r"""
     \s*(?:
       (?P<num>0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|\d+)
-    | (?P<var>\$[A-Za-z_]\w*)
+    | (?P<var>\$\w+)
     | (?P<sym>[A-Za-z_][\w/·]*(?:\.(?:\(\*?[\w·]+\)|[\w·]*))*)
     | (?P<op>&&|\|\||<<|>>|<=|>=|==|!=|[-+*/%()<>&|^!~])
     )""", re.X)

@@ -87,7 +87,7 @@ class RunCommands:
                 if self.eval(b.cond, t).value:
                     self._hit = b.num
                     return True
-            except (ExprError, DebugError) as e:
+            except Exception as e:      # never out of a Unicorn hook
                 self._hit = b.num
                 self._cond_error = f"error in the condition of breakpoint {b.num} ({b.cond}): {e}"
                 return True
@@ -132,7 +132,7 @@ class RunCommands:
             raise DebugError(f"cannot read {width} bytes at {addr:#x}") from None
         bp = self._new_bp(kind, addr, expr, width=width, signed=signed, old=old)
         self.engine.add_watch(kind, addr, width)
-        self.say(f"{WATCH_LABEL[kind]} {bp.num}: {expr} ({width} bytes at {addr:#x}, now {old})")
+        self.say(f"{WATCH_LABEL[kind]} {bp.num}: {expr} ({_bytes(width)} at {addr:#x}, now {old})")
 
     def cmd_rwatch(self, arg: str) -> None:
         self.cmd_watch(arg, "rwatch")
@@ -161,7 +161,7 @@ class RunCommands:
             return
         self.say("Num  Type        Address             What")
         for b in rows:
-            what = self.where(b.addr) if b.kind == "break" else f"{b.spec} ({b.width} bytes)"
+            what = self.where(b.addr) if b.kind == "break" else f"{b.spec} ({_bytes(b.width)})"
             self.say(f"{b.num:<4} {b.kind if b.kind != 'break' else 'breakpoint':<11} {b.addr:#018x}  {what}")
             if b.cond:
                 self.say(f"        stop only if {b.cond}")
@@ -334,6 +334,10 @@ class RunCommands:
     def _insn_text(self, pc: int) -> str:
         insn = next(self.md.disasm(self.view.read(pc, 16), pc), None)
         return f"{insn.mnemonic} {insn.op_str}".strip() if insn else "(bad)"
+
+
+def _bytes(n: int) -> str:
+    return f"{n} byte" + ("s" if n != 1 else "")
 
 
 def _split_if(arg: str) -> tuple[str, str]:

@@ -64,6 +64,8 @@ class ViewCommands:
         if not m:
             raise DebugError(f"bad format /{fmt}: [count][x|d|u|s|i|c][b|h|w|g]")
         count = int(m.group(1) or 1)
+        if not 0 < count <= 4096:
+            raise DebugError(f"count {count}: 1 to 4096 units at a time")
         kind = m.group(2) or "x"
         size = {"b": 1, "h": 2, "w": 4, "g": 8, "": 1 if kind == "c" else 8}[m.group(3)]
         if not arg:
@@ -134,7 +136,10 @@ class ViewCommands:
             end = start + 64
         pc = self.reg(RIP) if self._alive() else None
         code = self._readable(start, end - start)
-        for insn in list(self.md.disasm(code, start))[:24]:
+        insns = list(self.md.disasm(code, start))[:24]
+        if not insns:
+            raise DebugError(f"cannot disassemble at {start:#x}")
+        for insn in insns:
             mark = "=>" if insn.address == pc else "  "
             self.say(f"{mark} {insn.address:#x} <{self.where(insn.address)}>: {insn.mnemonic} {insn.op_str}")
 
@@ -266,6 +271,8 @@ class ViewCommands:
 
     def cmd_print(self, arg: str, fmt: str = "") -> None:
         arg = arg.strip()
+        if fmt not in ("", "x", "d"):
+            raise DebugError(f"bad format /{fmt}: print/x or print/d")
         if not arg:
             raise DebugError("print needs an expression, or g, m, p, sched, G N, M N, P N")
         words = arg.split()

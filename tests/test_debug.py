@@ -382,3 +382,48 @@ def test_print_runtime_structures_and_go_strings_esbuild(tmp_path):
     assert re.match(r'0x[0-9a-f]+: "go1\.14\.2', s)                 # no NUL: it runs on
     assert a["print/x 0x10 + 2*3 - (4 << 1)"].strip() == "$4 = 0xe"
     assert a["print -5"].strip() == "$5 = -5"
+
+
+BAD = ["print (1+", "print nosuch.symbol", "print $nosuch", "print $7", "print 1/0", "print 5 %",
+       "print *(uint32*)", "print *(float*)$rsp", "print G", "print G x", "print M 99", "print P 99",
+       "print G 424242", "x", "x/s 0", "x/zz $rsp", "x/0xg $rsp", "x/99999xb $rsp", "x/4xg 0xdeadbeef0000",
+       "x/i 0", "disas 0x10", "break", "break *", "break nosuch.go:12", "break main.main if (",
+       "break main.main if $nosuch == 1", "condition", "condition 99 $rax", "condition x",
+       "delete 99", "delete x", "watch", "watch 5", "watch -l", "watch *0", "rwatch $rax",
+       "thread", "thread abc", "thread 99999", "goroutine abc", "goroutine 99999 bt",
+       "goroutine 1 foo", "info", "info nosuch", "info symbol", "help nosuch", "bogus",
+       "stepi x", "nexti 1 2", "bt x", "regs/x", "x/s", "print/q 1", "'unbalanced"]
+
+
+def test_bad_input_is_one_line_of_error(tmp_path):
+    """Every mistake, before the run, at a stop and after the exit: one `error:` line, the
+    prompt back, the session and the program going on."""
+    cmds = BAD + ["break main.main", "run"] + BAD + ["delete", "continue"] + BAD
+    p, out = session(tmp_path, go119("hello"), "\n".join(cmds) + "\n")
+    assert p.returncode == 0
+    assert "internal error" not in out
+    a = re.split(r"^\(goemu\) .*$", out, flags=re.M)[1:]
+    echoes = re.findall(r"^\(goemu\) (.*)$", out, flags=re.M)
+    for cmd, text in zip(echoes, a):
+        if cmd in BAD:
+            lines = text.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error: "), (cmd, text)
+    assert "Breakpoint 1, tid" in out and "[process exited with status 0]" in out
+    assert "hello" in out.lower()
+
+
+def test_access_watchpoint_and_a_one_byte_watch(tmp_path):
+    # a 1-byte watch inside the 4-byte atomic store; an access watchpoint on main.result sees
+    # the loop's store (old/new) and main's load for its Printf (value), in that order
+    p, out = session(tmp_path, go119("preempt"),
+                     "watch *(uint8*)&main.finished\nawatch main.result\nrun\ncontinue\ncontinue\n"
+                     "continue\ninfo watchpoints\n", 1000)
+    assert p.returncode == 0
+    hits = out.split("\n\nHardware ")[1:]
+    assert hits[0].startswith("access (read/write) watchpoint 2") and "New value = 499500" in hits[0]
+    assert hits[1].startswith("watchpoint 1") and "Old value = 0\nNew value = 1" in hits[1]
+    assert "xchg dword ptr" in hits[1]
+    assert hits[2].startswith("access (read/write) watchpoint 2") and "Value = 499500" in hits[2]
+    assert re.search(r"accessed by 0x[0-9a-f]+: main\.main\+\S+ main\.go:71\s+mov \w+, qword ptr \[rip", hits[2])
+    assert out.index("Value = 499500\naccessed") < out.index("sum 499500")   # before the Printf
+    assert "(1 byte)\n        hit 1 time" in out and "(8 bytes)\n        hit 2 times" in out
