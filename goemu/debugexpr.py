@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Optional
 
 MASK = (1 << 64) - 1
@@ -72,8 +73,11 @@ def tokenize(text: str) -> list[tuple[str, str]]:
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]], ctx: Context, text: str):
-        self.toks, self.i, self.ctx, self.text = tokens, 0, ctx, text
+    """Recursive descent to a tree of closures: an expression is parsed once (a breakpoint's
+    condition is then a few Python calls per hit) and run on any Context."""
+
+    def __init__(self, tokens: list[tuple[str, str]], text: str):
+        self.toks, self.i, self.text = tokens, 0, text
 
     def peek(self, k: int = 0) -> tuple[str, str] | None:
         j = self.i + k
@@ -91,7 +95,7 @@ class _Parser:
         if tok != ("op", op):
             raise ExprError(f"expected {op!r}, got {tok[1]!r} in {self.text!r}")
 
-    def binary(self, level: int = 1) -> Value:
+    def binary(self, level: int = 1) -> Callable[[Context], Value]:
         left = self.unary()
         while True:
             tok = self.peek()
@@ -100,7 +104,7 @@ class _Parser:
             op = tok[1]
             self.i += 1
             right = self.binary(BINARY[op] + 1)
-            left = Value(_apply(op, left.value, right.value))
+            left = (lambda a, b, op: lambda c: Value(_apply(op, a(c).value, b(c).value)))(left, right, op)
 
     def _typed_deref(self) -> Optional[str]:
         """After '*': '(' TYPE '*' ')' -> TYPE (consumed), else None."""
@@ -111,45 +115,63 @@ class _Parser:
             return toks[1][1]
         return None
 
-    def unary(self) -> Value:
+    def unary(self) -> Callable[[Context], Value]:
         kind, text = self.take()
         if kind == "op":
             if text == "-":
-                return Value(-self.unary().value)
+                f = self.unary()
+                return lambda c: Value(-f(c).value)
             if text == "!":
-                return Value(int(not self.unary().value))
+                f = self.unary()
+                return lambda c: Value(int(not f(c).value))
             if text == "~":
-                return Value(~self.unary().value & MASK)
+                f = self.unary()
+                return lambda c: Value(~f(c).value & MASK)
             if text == "&":
-                v = self.unary()
-                if v.lval is None:
-                    raise ExprError(f"& needs an lvalue (a dereference or a data symbol) in {self.text!r}")
-                return Value(v.lval[0])
+                f = self.unary()
+                where = self.text
+
+                def addr(c):
+                    v = f(c)
+                    if v.lval is None:
+                        raise ExprError(f"& needs an lvalue (a dereference or a data symbol) in {where!r}")
+                    return Value(v.lval[0])
+                return addr
             if text == "*":
                 typ = self._typed_deref()
                 width, signed = TYPES[typ] if typ else (8, False)
-                return self.deref(self.unary().value & MASK, width, signed)
+                f = self.unary()
+                return lambda c: _deref(c, f(c).value & MASK, width, signed)
             if text == "(":
-                v = self.binary()
+                f = self.binary()
                 self.expect(")")
-                return v
+                return f
             raise ExprError(f"unexpected {text!r} in {self.text!r}")
         if kind == "num":
-            return Value(int(text, 0))
+            v = Value(int(text, 0))
+            return lambda c: v
         if kind == "var":
-            try:
-                return Value(self.ctx.reg(text[1:]))
-            except KeyError:
-                raise ExprError(f"no register or variable {text}") from None
-        sym = self.ctx.symbol(text)
-        if sym is None:
-            raise ExprError(f"no symbol {text!r}")
-        addr, size = sym
-        return Value(addr, (addr, size if size in (1, 2, 4, 8) else 8, False))
+            name = text[1:]
 
-    def deref(self, addr: int, width: int, signed: bool) -> Value:
-        raw = self.ctx.read(addr, width)
-        return Value(int.from_bytes(raw, "little", signed=signed), (addr, width, signed))
+            def reg(c):
+                try:
+                    return Value(c.reg(name))
+                except KeyError:
+                    raise ExprError(f"no register or variable {text}") from None
+            return reg
+
+        def sym(c):
+            s = c.symbol(text)
+            if s is None:
+                raise ExprError(f"no symbol {text!r}")
+            addr, size = s
+            return Value(addr, (addr, size if size in (1, 2, 4, 8) else 8, False))
+        return sym
+
+
+def _deref(ctx: Context, addr: int, width: int, signed: bool) -> Value:
+    raw = ctx.read(addr, width)
+    return Value(int.from_bytes(raw, "little", signed=signed), (addr, width, signed))
 
 
 def _apply(op: str, a: int, b: int) -> int:
@@ -168,13 +190,20 @@ def _apply(op: str, a: int, b: int) -> int:
             "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b}[op]()
 
 
-def evaluate(text: str, ctx: Context) -> Value:
-    """The value of expression `text` (an lvalue when it is a dereference or a data symbol)."""
+@lru_cache(maxsize=256)
+def compile_expr(text: str) -> Callable[[Context], Value]:
+    """Expression `text` parsed once: a function of a Context (ExprError for bad syntax now,
+    for unknown names, registers or unreadable memory when it runs)."""
     toks = tokenize(text)
     if not toks:
         raise ExprError("an expression is needed")
-    p = _Parser(toks, ctx, text.strip())
-    v = p.binary()
+    p = _Parser(toks, text.strip())
+    f = p.binary()
     if p.peek() is not None:
         raise ExprError(f"unexpected {p.peek()[1]!r} in {text.strip()!r}")
-    return v
+    return f
+
+
+def evaluate(text: str, ctx: Context) -> Value:
+    """The value of expression `text` (an lvalue when it is a dereference or a data symbol)."""
+    return compile_expr(text)(ctx)

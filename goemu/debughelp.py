@@ -12,7 +12,7 @@ COMMANDS = [
      "It is evaluated inside the engine's hook: a false condition costs no stop."),
     ("condition", [], "condition N [COND]", "set (or, without COND, remove) breakpoint N's condition", ""),
     ("watch", [], "watch [-l] LVALUE",
-     "stop after an instruction changes LVALUE (old and new value, the writing pc)",
+     "stop when LVALUE changes: old, new value, the writing pc",
      "LVALUE: *EXPR (8 bytes), *(uint32*)EXPR (int8..uint64, byte, uintptr: 1, 2, 4, 8 bytes),\n"
      "or a data symbol (its size). -l ADDR watches 8 bytes at the address ADDR. As gdb, a store\n"
      "of the same value does not stop. Watchpoints are memory hooks over the watched bytes\n"
@@ -20,21 +20,21 @@ COMMANDS = [
     ("rwatch", [], "rwatch [-l] LVALUE", "stop after an instruction reads LVALUE", ""),
     ("awatch", [], "awatch [-l] LVALUE", "stop after an instruction reads or writes LVALUE", ""),
     ("delete", ["d"], "delete [N...]", "remove breakpoints/watchpoints N (all without N)", ""),
-    ("run", ["r"], "run", "run until a breakpoint, a watchpoint, Ctrl-C or the end",
+    ("run", ["r"], "run", "run until a breakpoint, watchpoint, Ctrl-C or the end",
      "Ctrl-C (SIGINT to goemu) stops every thread and returns to the prompt; the program does\n"
      "not see it. At the prompt, Ctrl-C twice (or end of input, or quit) leaves."),
     ("continue", ["c"], "continue", "go on from a stop (as run)", ""),
-    ("stepi", ["si"], "stepi [N]", "execute N instructions of the current thread (the others stay still)",
+    ("stepi", ["si"], "stepi [N]", "N instructions of the current thread (others stay still)",
      "A blocked thread first waits (the others run) until it wakes. Enter repeats."),
     ("nexti", ["ni"], "nexti [N]", "like stepi, but step over calls", ""),
     ("finish", [], "finish", "run until the current function returns to its caller", ""),
-    ("regs", [], "regs", "registers of the current thread (also: info registers [REG...])", ""),
+    ("regs", [], "regs", "registers of the current thread (info registers REG...)", ""),
     ("x", [], "x/FMT EXPR", "examine memory: FMT = [count][x|d|u|c|s|i][b|h|w|g]",
      "x/4xg $rsp (4 giant words in hex), x/16xb ADDR, x/3i $pc, x/s ADDR. Enter goes on where\n"
      "the last x ended. x/s: at a Go string header {ptr, len} it prints the string it points\n"
      "to; elsewhere the bytes up to a NUL or 200 bytes (Go's string data has no NUL)."),
     ("print", ["p"], "print[/x|/d] EXPR | g | m | p | sched | G N | M N | P N",
-     "an expression's value, or a runtime structure with every field",
+     "an expression, or a runtime structure, every field",
      "EXPR: numbers, $rax..$r15 $rip $pc $sp $fp $eflags $fs_base $eax.., $g $m $p $goid (the\n"
      "current thread's), symbols (their address; a data symbol's contents are shown too: a\n"
      "Go string variable as a string), + - * / % << >> & | ^ ~ ! == != < <= > >= && ||,\n"
@@ -44,20 +44,20 @@ COMMANDS = [
      "from the binary's DWARF, else from goemu's table for the Go version."),
     ("disas", [], "disas [EXPR]", "disassemble (the current function from pc by default)", ""),
     ("bt", ["where", "backtrace"], "bt [N]",
-     "Go backtrace of the current thread (or of the selected goroutine)",
+     "Go backtrace of the current thread (or goroutine)",
      "On g0 after a stack switch it goes on with m.curg's frames from its saved context."),
     ("threads", [], "threads", "guest threads as Ms: tid, M id, P, current G, state", ""),
     ("thread", [], "thread TID", "make TID the current thread", ""),
     ("goroutines", [], "goroutines",
-     "all goroutines: goid, status, wait reason, where, stack bounds [lo, hi), M and thread",
+     "goid, status, wait reason, where, stack [lo, hi), M, thread",
      "A running goroutine is where its thread is (not its stale g.sched); a parked one is\n"
      "where g.sched says; one in a syscall where g.syscallpc says. '*' marks the current."),
     ("goroutine", [], "goroutine [N [bt [DEPTH]]]",
-     "select goroutine N (its thread, if one runs it), or its backtrace", ""),
+     "select goroutine N, or show its backtrace", ""),
     ("sched", [], "sched",
-     "schedt: counts, the global run queue, idle Ps and Ms, each P's runnext and local runq", ""),
+     "counts, global runq, idle Ps and Ms, each P's runnext and runq", ""),
     ("info", ["i"], "info breakpoints|watchpoints|registers|threads|goroutines|symbol EXPR",
-     "lists; info symbol names the function (and file:line) containing an address", ""),
+     "lists; info symbol: the function and file:line of an address", ""),
     ("help", ["h"], "help [CMD]", "this list, or one command's help", ""),
     ("quit", ["q", "exit"], "quit", "end the session (the guest is not run further)", ""),
 ]

@@ -275,8 +275,8 @@ class RunCommands:
             self.say(f"accessed by {stop.pc:#x}: {self.where(stop.pc)}    {self._insn_text(stop.pc)}")
         bp.old = new
 
-    def _run_to(self, addr: int, quiet: bool = False):
-        self.engine.set_temp(addr, self.thread.tid)
+    def _run_to(self, addr: int, quiet: bool = False, cond=None):
+        self.engine.set_temp(addr, self.thread.tid, cond)
         return self._resume(quiet_temp=quiet)
 
     def cmd_run(self, arg: str) -> None:
@@ -325,11 +325,27 @@ class RunCommands:
         self.cmd_stepi(arg, over=True)
 
     def cmd_finish(self, arg: str) -> None:
+        """Run to the caller's return address on this thread, and on until the frame is really
+        gone (a recursive call returning there does not count). Depth is measured from the
+        top of the goroutine's stack (g.stack.hi - sp), which copystack preserves."""
         self._need_thread()
+        self.goroutine = None
+        depth = self._stack_depth()
         frames = self.syms.unwind(self.view.u64, self.reg(RIP), self.reg(RSP), 2)
         if len(frames) < 2:
             raise DebugError("no caller frame to return to")
-        self._run_to(frames[1].pc)
+        self.say(f"Run till exit from {frames[0].func}")
+        t = self.thread
+        stop = self._run_to(frames[1].pc, quiet=True, cond=lambda: self._stack_depth(t) < depth)
+        if stop.kind == "temp":         # else reported: a breakpoint, watchpoint, Ctrl-C, the end
+            self.say(f"Returned, {self._here()}")
+
+    def _stack_depth(self, t=None) -> int:
+        t = t or self.thread
+        sp = self.k.get_reg(t, RSP)
+        g = self.view.current_g(t) if self.view.ok else 0
+        hi = self.view.field("g", g, "stack.hi") if g else None
+        return hi - sp if hi and hi >= sp else -sp
 
     def _insn_text(self, pc: int) -> str:
         insn = next(self.md.disasm(self.view.read(pc, 16), pc), None)

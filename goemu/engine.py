@@ -51,6 +51,7 @@ class Engine:
         self.conditions: dict[int, object] = {}
         self.watches: dict[tuple[str, int, int], int] = {}  # (kind, addr, len) -> hook handle
         self.temp: tuple[int, int, int] | None = None       # (address, tid, hook): run-to points
+        self.temp_cond = None         # callable() -> bool: the run-to point counts only then
         self.stop: Stop | None = None
         self.muted = False            # code hooks off (while stepping off a breakpoint)
         self.watch_muted = False
@@ -92,6 +93,8 @@ class Engine:
         if kind == "temp":
             if self.temp is None or self.temp[0] != address or self.temp[1] != tid:
                 return
+            if self.temp_cond is not None and not self.temp_cond():
+                return
         elif kind == "thread":     # the first instruction a blocked thread runs after waking
             if self.temp is None or self.temp[1] != tid:
                 return
@@ -128,10 +131,12 @@ class Engine:
         self._del_hook(h, addr, addr)
         return True
 
-    def set_temp(self, addr: int, tid: int) -> None:
-        """A breakpoint for one thread only (nexti over a call, finish)."""
+    def set_temp(self, addr: int, tid: int, cond=None) -> None:
+        """A breakpoint for one thread only (nexti over a call, finish), stopping only when
+        cond() holds if given (finish: the frame is gone, not a recursive call's)."""
         self.clear_temp()
         self.temp = (addr, tid, self._code_hook(addr, addr, "temp"))
+        self.temp_cond = cond
 
     def clear_temp(self) -> None:
         if self.temp is not None:
@@ -141,6 +146,7 @@ class Engine:
             else:
                 self._del_hook(h, addr, addr)
         self.temp = None
+        self.temp_cond = None
 
     # ---- watchpoints -----------------------------------------------------------------
     def _on_mem(self, uc, access, address, size, value, key) -> None:

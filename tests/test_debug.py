@@ -216,13 +216,13 @@ def test_readline_history_on_a_terminal(tmp_path):
     try:
         read_until(b"(goemu) ")
         os.write(fd, b"help stepX\x7fi\r")       # a typo corrected with Backspace
-        read_until(b"execute N instructions")
-        n = out.count(b"execute N instructions")
+        read_until(b"N instructions of the current thread")
+        n = out.count(b"N instructions of the current thread")
         os.write(fd, b"\x1b[A\r")                # Up: the same command again
         end = time.monotonic() + 30
-        while out.count(b"execute N instructions") == n and time.monotonic() < end:
+        while out.count(b"N instructions of the current thread") == n and time.monotonic() < end:
             out += os.read(fd, 4096)
-        assert out.count(b"execute N instructions") == n + 1
+        assert out.count(b"N instructions of the current thread") == n + 1
         os.write(fd, b"quit\r")
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
@@ -427,3 +427,18 @@ def test_access_watchpoint_and_a_one_byte_watch(tmp_path):
     assert re.search(r"accessed by 0x[0-9a-f]+: main\.main\+\S+ main\.go:71\s+mov \w+, qword ptr \[rip", hits[2])
     assert out.index("Value = 499500\naccessed") < out.index("sum 499500")   # before the Printf
     assert "(1 byte)\n        hit 1 time" in out and "(8 bytes)\n        hit 2 times" in out
+
+
+def test_finish_returns_from_this_frame_not_a_recursive_one(tmp_path):
+    # main.depth(n) recurses 100000 deep (n in rax): stopped in depth(99990), finish must come
+    # back when *that* call returns (result 99990 in rax), not at the first return to the same
+    # address (depth(0) into depth(1)) — though the stack was copied (grown) in between
+    p, out = session(tmp_path, go119("recursion"),
+                     "break main.depth if $rax == 99990\nrun\ndelete\nprint $g\nprint *($g+8)\n"
+                     "finish\nprint $rax\nprint *($g+8)\n")
+    assert p.returncode == 0
+    assert "Run till exit from main.depth" in out
+    assert re.search(r"^Returned, tid \d+ \(M\d+ P\d+ G1\) at 0x[0-9a-f]+: main\.depth\+", out, re.M)
+    vals = re.findall(r"^\$\d+ = (\d+)", out, re.M)
+    assert vals[2] == "99990"
+    assert vals[1] != vals[3]            # g.stack.hi moved: copystack ran during the finish
