@@ -27,7 +27,8 @@ COMMANDS = [
     ("stepi", ["si"], "stepi [N]", "N instructions of the current thread (others stay still)",
      "A blocked thread first waits (the others run) until it wakes. Enter repeats."),
     ("nexti", ["ni"], "nexti [N]", "like stepi, but step over calls", ""),
-    ("finish", [], "finish", "run until the current function returns to its caller", ""),
+    ("finish", [], "finish", "run until the current function returns to its caller",
+     "Its own frame: a recursive call returning to the same address does not stop it."),
     ("regs", [], "regs", "registers of the current thread (info registers REG...)", ""),
     ("x", [], "x/FMT EXPR", "examine memory: FMT = [count][x|d|u|c|s|i][b|h|w|g]",
      "x/4xg $rsp (4 giant words in hex), x/16xb ADDR, x/3i $pc, x/s ADDR. Enter goes on where\n"
@@ -36,7 +37,7 @@ COMMANDS = [
     ("print", ["p"], "print[/x|/d] EXPR | g | m | p | sched | G N | M N | P N",
      "an expression, or a runtime structure, every field",
      "EXPR: numbers, $rax..$r15 $rip $pc $sp $fp $eflags $fs_base $eax.., $g $m $p $goid (the\n"
-     "current thread's), symbols (their address; a data symbol's contents are shown too: a\n"
+     "current thread's), $1 $2.. (earlier values), symbols (their address; a data symbol's contents are shown too: a\n"
      "Go string variable as a string), + - * / % << >> & | ^ ~ ! == != < <= > >= && ||,\n"
      "parentheses, *EXPR (8 bytes), *(int32*)EXPR etc., &LVALUE.\n"
      "print g / m / p: the current thread's (or the selected goroutine's g); print sched:\n"

@@ -47,10 +47,12 @@ class ViewCommands:
             loc = f" at {f.file}:{f.line}" if f.file else ""
             self.say(f"#{i:<2} {f.pc:#x} in {f.func}{loc}")
 
-    def _need_view(self) -> None:
+    def _need_view(self, glob: str | None = None) -> None:
         if not self.view.ok:
             raise DebugError("no runtime struct layouts for this binary (" +
                              "; ".join(self.view.lay.notes) + ")")
+        if glob is not None and glob not in self.view.lay.globals:
+            raise DebugError(f"{glob} has no address (no .symtab: a stripped binary)")
 
     # ---- registers and memory -------------------------------------------------------------
     def cmd_regs(self, arg: str) -> None:
@@ -183,7 +185,7 @@ class ViewCommands:
         return f"{pos['pc']:#x} {self.where(pos['pc'])} ({how[pos['from']]})"
 
     def _g(self, goid: int) -> int:
-        self._need_view()
+        self._need_view("runtime.allgs")
         g = self.view.g_by_goid(goid)
         if g is None:
             raise DebugError(f"no goroutine {goid} in allgs")
@@ -209,7 +211,7 @@ class ViewCommands:
         self.say(f"[current thread is {t.tid}]")
 
     def cmd_goroutines(self, arg: str) -> None:
-        self._need_view()
+        self._need_view("runtime.allgs")
         gs = self.view.goroutines()
         cur = self.view.current_g(self.thread) if self._alive() else 0
         for g in gs:
@@ -346,6 +348,7 @@ class ViewCommands:
         v = self.view
         if key == "g":
             return self._g(ident)
+        self._need_view("runtime.allp" if key == "p" else "runtime.allm")
         if key == "p":
             for p in v._slice("runtime.allp"):
                 if p and v.field("p", p, "id", signed=True) == ident:

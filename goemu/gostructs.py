@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple, Optional
 
-from .gotypes import STRUCTS, Layouts, _Dwarf, _name, pstatus_name, status_name
+from .gotypes import _SIGNED, STRUCTS, Layouts, _Dwarf, _name, pstatus_name, status_name
 
 # Go's DW_AT_go_kind (attribute 0x2900) values: reflect.Kind
 _GO_KIND = 0x2900
@@ -47,7 +47,9 @@ def members(layouts: Layouts, key: str) -> list[Member]:
     if not out:
         for path, off in sorted(layouts.offsets.get(key, {}).items(), key=lambda kv: kv[1]):
             size = layouts.sizes[key][path]
-            out.append(Member(path, off, size, "", "uint" if size in (1, 2, 4, 8) else "other"))
+            kind = "int" if (key, path) in _SIGNED else "ptr" if size == 8 else \
+                "uint" if size in (1, 2, 4) else "other"
+            out.append(Member(path, off, size, "", kind))
     cache[key] = out
     return out
 
@@ -118,7 +120,7 @@ def _value(layouts, key: str, f: Member, raw: bytes, read, where) -> str:
         return f"{v} ({layouts.waitreason_name(v) or '-'})"
     if key == "p" and f.path == "status":
         return f"{v} ({pstatus_name(v)})"
-    if f.kind == "ptr" or (f.size == 8 and (f.type.endswith(("uintptr",)) or not f.type)):
+    if f.kind == "ptr" or (f.kind == "uint" and f.type.endswith("uintptr")):
         name = where(v) if v else None
         return f"{v:#x}" + (f" <{name}>" if name else "")
     return str(v)

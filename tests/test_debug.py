@@ -442,3 +442,20 @@ def test_finish_returns_from_this_frame_not_a_recursive_one(tmp_path):
     vals = re.findall(r"^\$\d+ = (\d+)", out, re.M)
     assert vals[2] == "99990"
     assert vals[1] != vals[3]            # g.stack.hi moved: copystack ran during the finish
+
+
+def test_stripped_binary_uses_the_builtin_layouts(tmp_path):
+    import shutil
+    objcopy = shutil.which("objcopy")
+    assert objcopy, "binutils (objcopy) is needed: make deps"
+    stripped = tmp_path / "esbuild-stripped"
+    subprocess.run([objcopy, "--strip-all", str(esbuild("0.5.26")), str(stripped)], check=True)
+    p, out = session(tmp_path, stripped, "break runtime.newproc\nrun\ncontinue\nprint g\nprint $goid\n"
+                     "goroutines\nsched\nprint sched\ncontinue\n", "--version")
+    assert p.returncode == 0
+    a = answers(out)
+    assert "fields from goemu's go1.14.2 table" in a["print g"]
+    assert "  goid = 1\n" in a["print g"] and "atomicstatus = 2 (_Grunning)" in a["print g"]
+    assert a["print $goid"].strip() == "$1 = 1"
+    for cmd in ("goroutines", "sched", "print sched"):
+        assert a[cmd].startswith("error: ") and "stripped" in a[cmd] and a[cmd].count("\n") == 1
