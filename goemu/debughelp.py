@@ -37,9 +37,9 @@ COMMANDS = [
     ("print", ["p"], "print[/x|/d] EXPR | g | m | p | sched | G N | M N | P N",
      "an expression, or a runtime structure, every field",
      "EXPR: numbers, $rax..$r15 $rip $pc $sp $fp $eflags $fs_base $eax.., $g $m $p $goid (the\n"
-     "current thread's), $1 $2.. (earlier values), symbols (their address; a data symbol's contents are shown too: a\n"
-     "Go string variable as a string), + - * / % << >> & | ^ ~ ! == != < <= > >= && ||,\n"
-     "parentheses, *EXPR (8 bytes), *(int32*)EXPR etc., &LVALUE.\n"
+     "current thread's), $1 $2.. (earlier values), symbols (their address; a data symbol's\n"
+     "contents are shown too, a Go string variable as a string), + - * / % << >> & | ^ ~ !\n"
+     "== != < <= > >= && ||, parentheses, *EXPR (8 bytes), *(int32*)EXPR etc., &LVALUE.\n"
      "print g / m / p: the current thread's (or the selected goroutine's g); print sched:\n"
      "runtime.sched; print G 5: the g whose goid is 5 (M N, P N likewise). Field names come\n"
      "from the binary's DWARF, else from goemu's table for the Go version."),
