@@ -1,29 +1,44 @@
-"""goemu debug: an interactive, scriptable stepper for the Go runtime's own code (commands: see
-goemu.debughelp.HELP, which is also `goemu debug --help`)."""
+"""goemu debug: an interactive, scriptable debugger for Go programs and the Go runtime
+(commands: goemu.debughelp, also `goemu debug --help` and `help`).
+
+This module is the session: the command loop (a script, a pipe, or a terminal with readline,
+history and Enter repeating the last command), Ctrl-C, registers and expressions. The commands
+are in goemu.debugrun (running, breakpoints, watchpoints) and goemu.debugviews (looking);
+breakpoints, watchpoints and stepping themselves are goemu.engine's, shared with the gdb stub.
+"""
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import signal
 import sys
+from contextlib import contextmanager
 from typing import TextIO
 
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from unicorn import x86_const as X
 
-from .cpu import FS_BASE, RIP, RSP
+from . import debughelp
+from .cpu import FS_BASE
+from .debugexpr import Context, ExprError, Value, evaluate
+from .debugrun import RunCommands
+from .debugviews import DebugError, ViewCommands
 from .engine import Engine
 from .errno import LinuxError
 from .runtime_view import RuntimeView
 from .trace import GPRS
 
-REGS = {name: reg for name, reg in GPRS} | {"rip": X.UC_X86_REG_RIP, "fs_base": FS_BASE}
+REGS = {name: reg for name, reg in GPRS} | {"rip": X.UC_X86_REG_RIP, "fs_base": FS_BASE,
+                                            "eflags": X.UC_X86_REG_EFLAGS}
+REG_ALIASES = {"pc": "rip", "sp": "rsp", "fp": "rbp"}
+LOW32 = {f"e{r[1:]}": r for r in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp")} | \
+    {f"r{i}d": f"r{i}" for i in range(8, 16)}
+
+__all__ = ["Debugger", "DebugError", "run_debugger"]
 
 
-class DebugError(Exception):
-    pass
-
-
-class Debugger:
+class Debugger(RunCommands, ViewCommands):
     def __init__(self, k, syms, layouts, out: TextIO = sys.stdout):
         self.k = k
         self.syms = syms
@@ -31,11 +46,18 @@ class Debugger:
         self.out = out
         self.md = Cs(CS_ARCH_X86, CS_MODE_64)
         self.engine = Engine(k)
-        self.bps: dict[int, tuple[int, str]] = {}           # number -> (addr, spec)
+        self.engine.interrupt_check = self.interrupted
+        self.bps = {}                 # number -> debugrun.Bp
         self.next_bp = 1
         self.thread = k.current
+        self.goroutine: int | None = None     # selected with `goroutine N`
+        self.values: list[int] = []           # print's $1, $2, ...
         self.started = False
         self.done = False
+        self.last_x: tuple[str, int] | None = None
+        self.last_line = ""
+        self._hit = None
+        self._cond_error = None
 
     # ---- output ----------------------------------------------------------------
     def say(self, text: str = "") -> None:
@@ -51,23 +73,73 @@ class Debugger:
         loc = f" {file.rsplit('/', 1)[-1]}:{line}" if file else ""
         return f"{name}+{pc - start:#x}{loc}"
 
-    # ---- address parsing -----------------------------------------------------------
-    def address(self, spec: str) -> int:
+    # ---- registers and expressions ------------------------------------------------------
+    def _alive(self) -> bool:
+        return not self.done and self.thread is not None and self.thread.state != "dead"
+
+    def _need_thread_any(self):
+        if not self._alive():
+            raise DebugError("the process is not running")
+
+    def reg(self, reg: int) -> int:
+        return self.k.get_reg(self.thread, reg)
+
+    def reg_named(self, name: str, t=None, check_only: bool = False) -> int:
+        """A register by name (rax, eax, pc, ...) or a convenience variable (g, m, p, goid) of
+        thread t (default: the current one). KeyError: no such name."""
+        name = REG_ALIASES.get(name, name)
+        if name not in REGS and name not in LOW32 and name not in ("g", "m", "p", "goid"):
+            raise KeyError(name)
+        if check_only:
+            return 0
+        t = t or self.thread
+        if self.done or t is None or t.state == "dead":
+            raise DebugError("the process is not running")
+        if name in REGS:
+            return self.k.get_reg(t, REGS[name])
+        if name in LOW32:
+            return self.k.get_reg(t, REGS[LOW32[name]]) & 0xFFFFFFFF
+        v = self.view
+        g = v.current_g(t)
+        if name == "g":
+            return g
+        if name == "goid":
+            return v.goid_of(g) or 0
+        m = v.field("g", g, "m") or 0
+        return m if name == "m" else (v.field("m", m, "p") or 0)
+
+    def eval(self, text: str, t=None) -> Value:
+        def symbol(name):
+            addr = self.syms.address_of(name)
+            if addr is None:
+                return None
+            return addr, self.syms.size_of(name) or 8
+
+        def read(addr, n):
+            try:
+                return self.k.mem.read(addr & (1 << 64) - 1, n)
+            except (LinuxError, OverflowError, ValueError):
+                raise ExprError(f"cannot read {n} bytes at {addr & (1 << 64) - 1:#x}") from None
+        def reg(name):
+            if name.isdigit():
+                if not 0 < int(name) <= len(self.values):
+                    raise ExprError(f"no value ${name} yet (print makes $1, $2, ...)")
+                return self.values[int(name) - 1]
+            return self.reg_named(name, t)
+        try:
+            return evaluate(text, Context(reg, symbol, read))
+        except ExprError as e:
+            raise DebugError(str(e)) from None
+
+    def location(self, spec: str) -> int:
+        """A breakpoint location: *EXPR, FILE:LINE, or an expression (a symbol, a number)."""
         spec = spec.strip()
-        if spec.startswith("$"):
-            reg = REGS.get(spec[1:])
-            if reg is None:
-                raise DebugError(f"no register {spec}")
-            return self.reg(reg)
-        if re.fullmatch(r"(0x)?[0-9a-fA-F]+", spec) and (spec.startswith("0x") or spec.isdigit()):
-            return int(spec, 0)
-        m = re.fullmatch(r"(.+):(\d+)", spec)
-        if m and not spec.startswith("runtime."):
+        if spec.startswith("*"):
+            return self.eval(spec[1:]).value & (1 << 64) - 1
+        m = re.fullmatch(r"([\w./-]+\.(?:go|s)):(\d+)", spec)
+        if m:
             return self.file_line_address(m.group(1), int(m.group(2)))
-        addr = self.syms.address_of(spec)
-        if addr is None:
-            raise DebugError(f"no symbol {spec!r}")
-        return addr
+        return self.eval(spec).value & (1 << 64) - 1
 
     def file_line_address(self, file: str, line: int) -> int:
         best = None
@@ -86,299 +158,171 @@ class Debugger:
             raise DebugError(f"no code at {file}:{line}")
         return best
 
-    # ---- registers of the current thread ---------------------------------------------
-    def reg(self, reg: int) -> int:
-        return self.k.get_reg(self.thread, reg)
-
-    # ---- breakpoints (goemu/engine.py holds the hooks) ------------------------------------
-    def cmd_break(self, arg: str) -> None:
+    # ---- help ---------------------------------------------------------------------------------
+    def cmd_help(self, arg: str) -> None:
         if not arg:
-            raise DebugError("break needs SYMBOL, ADDR or FILE:LINE")
-        addr = self.address(arg)
-        n = self.next_bp
-        self.next_bp += 1
-        self.bps[n] = (addr, arg)
-        self.engine.add_breakpoint(addr)
-        self.say(f"Breakpoint {n} at {addr:#x}: {self.where(addr)}")
-
-    def cmd_delete(self, arg: str) -> None:
-        nums = [int(arg)] if arg else list(self.bps)
-        for n in nums:
-            if n not in self.bps:
-                raise DebugError(f"no breakpoint {n}")
-            addr, _ = self.bps.pop(n)
-            if not any(a == addr for a, _ in self.bps.values()):
-                self.engine.remove_breakpoint(addr)
-
-    # ---- running ------------------------------------------------------------------------
-    def _resume(self) -> None:
-        """Continue all threads until a breakpoint or the end."""
-        t = self.thread
-        if t is not None and t.state == "runnable" and self._at_bp(t):
-            self.engine.muted = True   # step off the breakpoint we are stopped at
-            try:
-                self.engine._run_one(t)
-            finally:
-                self.engine.muted = False
-        self._report_stop(self.engine.resume())
-
-    def _at_bp(self, t) -> bool:
-        pc = self.k.get_reg(t, RIP)
-        temp = self.engine.temp
-        return pc in self.engine.bps or (temp is not None and pc == temp[0])
-
-    def _report_stop(self, stop) -> None:
-        k = self.k
-        if stop.kind == "exited":
-            self.done = True
-            self.say(f"[process exited with status {stop.status}]")
+            self.say(debughelp.HELP.rstrip())
             return
-        self.thread = k.threads[stop.tid]
-        pc = self.reg(RIP)
-        mid, pid, goid = self.view.gmp(self.thread)
-        if stop.kind == "temp":
-            label = "Temporary breakpoint"
-        else:
-            label = "Breakpoint " + str(next((n for n, (a, _) in self.bps.items() if a == stop.addr), "?"))
-        self.say(f"{label}, tid {stop.tid} (M{mid} P{pid if pid is not None else '-'} G{goid}) at "
-                 f"{pc:#x}: {self.where(pc)}")
-        self.engine.clear_temp()
-
-    def _run_to(self, addr: int) -> None:
-        self.engine.set_temp(addr, self.thread.tid)
-        self._resume()
-
-    def cmd_run(self, arg: str) -> None:
-        self.started = True
-        self._resume()
-
-    def _need_thread(self):
-        t = self.thread
-        if self.done or t is None or t.state == "dead":
-            raise DebugError("the process is not running")
-        if t.state != "runnable":
-            raise DebugError(f"thread {t.tid} is blocked ({t.wait.what if t.wait else '?'}); "
-                             "`continue` or pick another with `thread TID`")
-        return t
-
-    def cmd_stepi(self, arg: str, over: bool = False) -> None:
-        n = int(arg) if arg else 1
-        for _ in range(n):
-            t = self._need_thread()
-            pc = self.reg(RIP)
-            insn = next(self.md.disasm(self.view.read(pc, 16), pc), None)
-            if over and insn is not None and insn.mnemonic == "call":
-                self._run_to(pc + insn.size)
-                if self.done:
-                    return
-                continue
-            stop = self.engine.step(t)
-            if stop.kind == "exited":
-                self._report_stop(stop)
-                return
-        if not self.done and self.thread.state != "dead":
-            pc = self.reg(RIP)
-            self.say(f"{pc:#x}: {self.where(pc)}    {self._insn_text(pc)}")
-
-    def cmd_finish(self, arg: str) -> None:
-        self._need_thread()
-        frames = self.syms.unwind(self.view.u64, self.reg(RIP), self.reg(RSP), 2)
-        if len(frames) < 2:
-            raise DebugError("no caller frame to return to")
-        self._run_to(frames[1].pc)
-
-    # ---- views ----------------------------------------------------------------------------
-    def _insn_text(self, pc: int) -> str:
-        insn = next(self.md.disasm(self.view.read(pc, 16), pc), None)
-        return f"{insn.mnemonic} {insn.op_str}".strip() if insn else "(bad)"
-
-    def cmd_regs(self, arg: str) -> None:
-        self._need_thread_any()
-        names = [n for n, _ in GPRS] + ["rip", "fs_base"]
-        for i in range(0, len(names), 3):
-            self.say("  ".join(f"{n:>7} {self.reg(REGS[n]):#018x}" for n in names[i:i + 3]))
-
-    def _need_thread_any(self):
-        if self.done or self.thread is None or self.thread.state == "dead":
-            raise DebugError("the process is not running")
-
-    def cmd_x(self, fmt: str, arg: str) -> None:
-        m = re.fullmatch(r"(\d*)([xdsi]?)([bhwg]?)", fmt)
-        if not m:
-            raise DebugError(f"bad format /{fmt}")
-        count = int(m.group(1) or 1)
-        kind = m.group(2) or "x"
-        size = {"b": 1, "h": 2, "w": 4, "g": 8, "": 8}[m.group(3)]
-        addr = self.address(arg)
-        if kind == "s":
-            try:
-                s = self.k.mem.read_cstr(addr, 4096)
-            except LinuxError:
-                raise DebugError(f"cannot read {addr:#x}") from None
-            self.say(f"{addr:#x}: {s.decode(errors='replace')!r}")
-            return
-        if kind == "i":
-            for insn in list(self.md.disasm(self.view.read(addr, 16 * count), addr))[:count]:
-                self.say(f"{insn.address:#x} <{self.where(insn.address)}>: {insn.mnemonic} {insn.op_str}")
-            return
-        try:
-            raw = self.k.mem.read(addr, size * count)
-        except LinuxError:
-            raise DebugError(f"cannot read {addr:#x}") from None
-        vals = [int.from_bytes(raw[i:i + size], "little", signed=(kind == "d"))
-                for i in range(0, len(raw), size)]
-        per_line = max(1, 16 // size)
-        for i in range(0, len(vals), per_line):
-            shown = " ".join((f"{v:#0{2 + 2 * size}x}" if kind == "x" else str(v)) for v in vals[i:i + per_line])
-            self.say(f"{addr + i * size:#x}: {shown}")
-
-    def cmd_disas(self, arg: str) -> None:
-        if arg:
-            addr = self.address(arg)
-            hit = self.syms.lookup(addr)
-            start = addr
-            end = next((f.end for f in self.syms.functions() if hit and f.entry == hit[1]), addr + 64)
-            end = min(end, start + 400)
-        else:
-            self._need_thread_any()
-            start = self.reg(RIP)
-            end = start + 64
-        pc = self.reg(RIP) if not self.done and self.thread and self.thread.state != "dead" else None
-        code = self.view.read(start, end - start)
-        for insn in list(self.md.disasm(code, start))[:24]:
-            mark = "=>" if insn.address == pc else "  "
-            self.say(f"{mark} {insn.address:#x} <{self.where(insn.address)}>: {insn.mnemonic} {insn.op_str}")
-
-    def cmd_bt(self, arg: str) -> None:
-        self._need_thread_any()
-        frames = self.syms.unwind(self.view.u64, self.reg(RIP), self.reg(RSP), int(arg) if arg else 50)
-        if not frames:
-            self.say("(no Go frames at this pc)")
-        for i, f in enumerate(frames):
-            loc = f" at {f.file}:{f.line}" if f.file else ""
-            self.say(f"#{i:<2} {f.pc:#x} in {f.func}{loc}")
-        # On the scheduler stack (g0) after a stack switch, go on with the user goroutine's
-        # frames, from where the switch saved them (m.curg.sched).
-        if frames and frames[-1].func in ("runtime.morestack", "runtime.systemstack", "runtime.mcall"):
-            v = self.view
-            g = v.current_g(self.thread)
-            m = v.field("g", g, "m")
-            curg = v.field("m", m, "curg") if m else None
-            if curg and curg != g:
-                pc, sp = v.field("g", curg, "sched.pc"), v.field("g", curg, "sched.sp")
-                goid = v.field("g", curg, "goid", signed=True)
-                if pc and sp:
-                    self.say(f"--- goroutine G{goid} (m.curg), from its saved context ---")
-                    for j, f in enumerate(self.syms.unwind(v.u64, pc, sp, 50), start=len(frames)):
-                        loc = f" at {f.file}:{f.line}" if f.file else ""
-                        self.say(f"#{j:<2} {f.pc:#x} in {f.func}{loc}")
-
-    def cmd_threads(self, arg: str) -> None:
-        for th in self.view.threads():
-            cur = "*" if self.thread is not None and th["tid"] == self.thread.tid else " "
-            m = f"M{th['m']}" if th["m"] is not None else "M?"
-            p = f"P{th['p']}" if th["p"] is not None else "P-"
-            g = f"G{th['g']}" if th["g"] is not None else "G-"
-            curg = f" curg=G{th['curg']}" if th["curg"] else ""
-            wait = f" ({th['wait']})" if th["wait"] else ""
-            self.say(f"{cur} tid {th['tid']:<6} {m:<4} {p:<3} {g:<5} {th['state']}{wait}{curg}")
-
-    def cmd_thread(self, arg: str) -> None:
-        t = self.k.threads.get(int(arg)) if arg else None
-        if t is None or t.state == "dead":
-            raise DebugError(f"no live thread {arg}")
-        self.thread = t
-        self.say(f"[current thread is {t.tid}]")
-
-    def cmd_goroutines(self, arg: str) -> None:
-        gs = self.view.goroutines()
-        for g in gs:
-            why = f" [{g['waitreason']}]" if g["waitreason"] else ""
-            m = f" M{g['m']}" if g["m"] is not None else ""
-            self.say(f"  G{g['goid']:<5} {g['status']:<11}{why} start={g['start']} at={g['at']}{m}")
-        self.say(f"{len(gs)} goroutines")
-
-    def cmd_sched(self, arg: str) -> None:
-        s = self.view.sched()
-        if not s:
-            raise DebugError("runtime.sched is not available (stripped binary?)")
-        self.say("sched: " + " ".join(f"{k}={v}" for k, v in s.items() if k != "ps"))
-        for p in s.get("ps", []):
-            nxt = f" runnext=G{p['runnext']}" if p["runnext"] else ""
-            m = f" M{p['m']}" if p["m"] is not None else ""
-            self.say(f"  P{p['id']} {p['status']:<9} runq={p['runq']}{nxt} schedtick={p['schedtick']}{m}")
-
-    def cmd_info(self, arg: str) -> None:
-        parts = arg.split(None, 1)
-        if len(parts) != 2 or parts[0] != "symbol":
-            raise DebugError("usage: info symbol ADDR")
-        addr = self.address(parts[1])
-        self.say(f"{addr:#x} is {self.where(addr)}")
+        text = debughelp.command_help(arg.split()[0])
+        if text is None:
+            raise DebugError(f"no command {arg!r} (help lists them)")
+        self.say(text)
 
     # ---- the command loop -------------------------------------------------------------------
-    ALIASES = {"b": "break", "r": "run", "c": "continue", "si": "stepi", "ni": "nexti",
-               "q": "quit", "exit": "quit", "i": "info", "bt": "bt", "where": "bt"}
-
-    def execute(self, line: str) -> bool:
-        """Run one command; False means quit."""
+    def execute(self, line: str, repeat: bool = False) -> bool:
+        """Run one command; False means quit. With repeat, an empty line repeats the last
+        repeatable command (x going on where it ended)."""
         line = line.split("#", 1)[0].strip()
         if not line:
-            return True
-        if line.startswith("x/") or line == "x":
-            fmt, _, arg = line[2:].partition(" ")
-            self.cmd_x(fmt, arg)
-            return True
-        words = shlex.split(line)
-        cmd, arg = words[0], " ".join(words[1:])
-        cmd = self.ALIASES.get(cmd, cmd)
+            if not repeat or not self.last_line:
+                return True
+            line = self.last_line
+            if line.startswith("x") and self.last_x is not None:
+                line = f"x/{self.last_x[0]} {self.last_x[1]:#x}"
+        word = re.match(r"[^\s/]*", line).group(0)
+        rest = line[len(word):]
+        fmt = ""
+        if rest.startswith("/"):
+            fmt, _, rest = rest[1:].partition(" ")
+        cmd = debughelp.ALIASES.get(word, word)
+        self.last_line = line if cmd in debughelp.REPEATABLE else ""
+        arg = rest.strip()
         if cmd == "quit":
             return False
-        if cmd in ("run", "continue"):
-            if self.done:
-                raise DebugError("the process has exited")
-            self.cmd_run(arg)
-        elif cmd == "nexti":
-            self.cmd_stepi(arg, over=True)
+        if cmd == "x":
+            self.cmd_x(fmt, arg)
+        elif cmd == "print":
+            self.cmd_print(arg, fmt)
+        elif fmt:
+            raise DebugError(f"{cmd} takes no /FORMAT")
         else:
-            fn = getattr(self, f"cmd_{cmd}", None)
+            fn = getattr(self, f"cmd_{cmd}", None) if re.fullmatch(r"[a-z]+", cmd or "") else None
             if fn is None:
-                raise DebugError(f"unknown command {cmd!r} (see goemu debug --help)")
+                raise DebugError(f"unknown command {word!r} (help lists them)")
+            if cmd in ("break", "thread", "goroutine", "delete", "info"):
+                arg = " ".join(shlex.split(arg)) if "'" in arg or '"' in arg else arg
             fn(arg)
+        return True
+
+    def run_line(self, line: str, repeat: bool = False) -> bool:
+        """execute(), with a user's mistake as one line of error (never a traceback)."""
+        try:
+            return self.execute(line, repeat)
+        except (DebugError, ValueError) as e:
+            self.say(f"error: {e}")
+        except KeyboardInterrupt:
+            self.say("Quit")
+        except Exception as e:      # a goemu bug: one line, and the session goes on
+            if os.environ.get("GOEMU_DEBUG"):
+                raise
+            self.say(f"error: internal error in {line.strip()!r}: {type(e).__name__}: {e} "
+                     "(set GOEMU_DEBUG=1 for a traceback)")
         return True
 
     def repl(self, lines, echo: bool) -> None:
         for line in lines:
             if echo and line.strip():
                 self.say(f"(goemu) {line.rstrip()}")
-            try:
-                if not self.execute(line):
+            if not self.run_line(line):
+                break
+
+    # ---- reading from a terminal or a pipe ------------------------------------------------------
+    def interact(self, stdin: TextIO, tty: bool) -> None:
+        """Commands from stdin: over a pipe each is echoed; on a terminal with readline. An empty
+        line repeats. Ctrl-C at the prompt asks for a second one (or quit, or end of input)."""
+        hist = _readline_setup(self) if tty else None
+        warned = False
+        try:
+            while True:
+                try:
+                    with self._sigint_at_prompt():
+                        line = input("(goemu) ") if tty else stdin.readline()
+                except KeyboardInterrupt:
+                    if warned:
+                        self.say("\n[quit]")
+                        break
+                    warned = True
+                    self.say("\n^C: press Ctrl-C again, type quit or end the input to leave")
+                    continue
+                except EOFError:
                     break
-            except DebugError as e:
-                self.say(f"error: {e}")
+                if not tty and not line:
+                    break           # end of input
+                warned = False
+                if not tty and line.strip():
+                    self.say(f"(goemu) {line.rstrip()}")
+                if not self.run_line(line, repeat=True):
+                    break
+        finally:
+            if hist:
+                _readline_save(hist)
+
+    @contextmanager
+    def _sigint_at_prompt(self):
+        """While reading a command, SIGINT raises KeyboardInterrupt; while the guest runs it is
+        queued (goemu.hostio.HostSignals) and interrupted() turns it into a stop."""
+        hs = self.k.host_signals
+        if hs is None:
+            yield
+            return
+        old = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
+            got = hs.take()     # the wake-up byte the prompt's SIGINT left in the pipe
+            hs.pending = [s for s in got if s != signal.SIGINT] + hs.pending
+
+
+def _readline_setup(dbg: Debugger) -> str | None:
+    try:
+        import readline
+    except ImportError:
+        return None
+    hist = os.path.expanduser(os.environ.get("GOEMU_HISTORY", "~/.goemu_history"))
+    try:
+        readline.read_history_file(hist)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+    words = sorted({c[0] for c in debughelp.COMMANDS} | set(debughelp.ALIASES))
+    names: list[str] = []
+
+    def complete(text, state):
+        if readline.get_begidx() == 0:
+            pool = words
+        else:
+            if not names:
+                names.extend(sorted({f.name for f in dbg.syms.functions()}))
+            pool = names
+        hits = [w for w in pool if w.startswith(text)][:200]
+        return hits[state] if state < len(hits) else None
+    readline.set_completer_delims(" \t*(+-")
+    readline.set_completer(complete)
+    readline.parse_and_bind("tab: complete")
+    return hist
+
+
+def _readline_save(hist: str) -> None:
+    try:
+        import readline
+        readline.write_history_file(hist)
+    except (ImportError, OSError):
+        pass
 
 
 def run_debugger(k, syms, layouts, script: TextIO | None, out: TextIO = sys.stdout) -> int:
+    from .cpu import RIP
     dbg = Debugger(k, syms, layouts, out)
     k.start()
     try:
         pc = k.get_reg(k.current, RIP)
         dbg.say(f"goemu debug: {k.exe_path} ({syms.go_version or 'Go version unknown'}); "
-                f"stopped at entry {pc:#x}: {dbg.where(pc)}")
+                f"stopped at entry {pc:#x}: {dbg.where(pc)}  (help lists the commands)")
         if script is not None:
             dbg.repl(script, echo=True)
-        elif sys.stdin.isatty():
-            while True:
-                try:
-                    line = input("(goemu) ")
-                except EOFError:
-                    break
-                try:
-                    if not dbg.execute(line):
-                        break
-                except DebugError as e:
-                    dbg.say(f"error: {e}")
         else:
-            dbg.repl(sys.stdin, echo=True)
+            dbg.interact(sys.stdin, sys.stdin.isatty())
     finally:
         k.finish()
     return k.exit_status or 0

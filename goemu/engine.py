@@ -2,7 +2,9 @@
 watchpoints, stepping one thread while the others stay still, resuming all threads, holding
 signals for a debugger, and what made the guest stop.
 
-Breakpoints are UC_HOOK_CODE hooks bounded to one address; watchpoints are UC_HOOK_MEM_* hooks
+Breakpoints are UC_HOOK_CODE hooks bounded to one address; a breakpoint's condition (goemu
+debug's `break LOC if COND`) is a callable the hook asks, so a false one costs no stop and
+resume. Watchpoints are UC_HOOK_MEM_* hooks
 bounded to the watched range, present only while a watchpoint exists (a plain run has neither:
 tests/test_hooks.py). Adding or removing a hook drops the translated blocks it concerns
 (``ctl_remove_cache``), since blocks are translated with the hooks of their time.
@@ -11,7 +13,8 @@ A memory hook that stops emulation leaves the CPU at the *start* of the accessin
 with the store already done (Unicorn restores the PC after its exit check), so running on would
 store twice (``lock inc [x]`` would add 2). A write watchpoint therefore remembers the old bytes,
 puts them back and runs the instruction once more with the watch hooks muted: the instruction
-then has run exactly once, and the stop is reported after it, as gdb expects of a watchpoint.
+then has run exactly once, and the stop is reported after it, as gdb expects of a watchpoint;
+``Stop.pc`` is the accessing instruction.
 """
 from __future__ import annotations
 
@@ -36,14 +39,19 @@ class Stop:
     watch: str = ""        # watch, rwatch or awatch
     status: int = 0        # exit status (kind == "exited")
     killed_by: int = 0     # the fatal signal (kind == "exited")
+    pc: int = 0            # the accessing instruction (kind == "watch")
 
 
 class Engine:
     def __init__(self, k):
         self.k = k
         self.bps: dict[int, int] = {}                       # address -> hook handle
+        # address -> callable(tid) -> bool: a breakpoint there stops only when it says True
+        # (evaluated in the hook, so a false condition costs no stop and resume)
+        self.conditions: dict[int, object] = {}
         self.watches: dict[tuple[str, int, int], int] = {}  # (kind, addr, len) -> hook handle
         self.temp: tuple[int, int, int] | None = None       # (address, tid, hook): run-to points
+        self.temp_cond = None         # callable() -> bool: the run-to point counts only then
         self.stop: Stop | None = None
         self.muted = False            # code hooks off (while stepping off a breakpoint)
         self.watch_muted = False
@@ -85,10 +93,14 @@ class Engine:
         if kind == "temp":
             if self.temp is None or self.temp[0] != address or self.temp[1] != tid:
                 return
+            if self.temp_cond is not None and not self.temp_cond():
+                return
         elif kind == "thread":     # the first instruction a blocked thread runs after waking
             if self.temp is None or self.temp[1] != tid:
                 return
         elif address not in self.bps:
+            return
+        elif address in self.conditions and not self.conditions[address](tid):
             return
         self.stop = Stop({"thread": "step", "bp": "breakpoint"}.get(kind, kind), tid, address)
         self.k.stop("break")
@@ -119,10 +131,12 @@ class Engine:
         self._del_hook(h, addr, addr)
         return True
 
-    def set_temp(self, addr: int, tid: int) -> None:
-        """A breakpoint for one thread only (nexti over a call, finish)."""
+    def set_temp(self, addr: int, tid: int, cond=None) -> None:
+        """A breakpoint for one thread only (nexti over a call, finish), stopping only when
+        cond() holds if given (finish: the frame is gone, not a recursive call's)."""
         self.clear_temp()
         self.temp = (addr, tid, self._code_hook(addr, addr, "temp"))
+        self.temp_cond = cond
 
     def clear_temp(self) -> None:
         if self.temp is not None:
@@ -132,6 +146,7 @@ class Engine:
             else:
                 self._del_hook(h, addr, addr)
         self.temp = None
+        self.temp_cond = None
 
     # ---- watchpoints -----------------------------------------------------------------
     def _on_mem(self, uc, access, address, size, value, key) -> None:
@@ -175,6 +190,7 @@ class Engine:
         restore, self._restore = self._restore, None
         if t is None or t.state != "runnable":
             return
+        stop.pc = self.k.get_reg(t, RIP)
         if restore is not None:
             self.k.mem.poke(*restore)
         self.watch_muted = self.muted = True
