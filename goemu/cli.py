@@ -94,10 +94,28 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 COMMANDS = ("run", "trace", "debug", "syscalls")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter with the terminal's width found without importing shutil (argparse
+    builds a formatter for every add_argument: 3 ms of every start)."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        if width is None:
+            try:
+                width = int(os.environ.get("COLUMNS", "0")) or os.get_terminal_size(2).columns
+            except (OSError, ValueError):
+                width = 80
+            width -= 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class _RawFormatter(_Formatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line; with `only`, just that command's subparser (building all of them is
     ~8 ms of every start, and `goemu run` needs one)."""
-    p = argparse.ArgumentParser(prog="goemu", description="Run real Go linux/amd64 binaries instruction "
+    p = argparse.ArgumentParser(prog="goemu", formatter_class=_Formatter, description="Run real Go linux/amd64 binaries instruction "
                                 "by instruction on Unicorn, with goemu playing the Linux kernel.")
     p.add_argument("--version", action="version", version=f"goemu {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -108,13 +126,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     if only in (None, "debug"):
         _add_debug_command(sub)
     if only in (None, "syscalls"):
-        sc = sub.add_parser("syscalls", help="list the implemented syscalls and their support level")
+        sc = sub.add_parser("syscalls", formatter_class=_Formatter, help="list the implemented syscalls and their support level")
         sc.add_argument("--json", action="store_true")
     return p
 
 
 def _add_run_command(sub) -> None:
-    run = sub.add_parser("run", help="run a static linux/amd64 Go binary")
+    run = sub.add_parser("run", formatter_class=_Formatter, help="run a static linux/amd64 Go binary")
     run.add_argument("-g", dest="gdb", metavar="PORT|PATH",
                      help="gdbserver mode: stop before the first instruction and wait for gdb's "
                           "remote protocol on 127.0.0.1:PORT (or a Unix socket PATH): "
@@ -123,7 +141,7 @@ def _add_run_command(sub) -> None:
 
 
 def _add_trace_command(sub) -> None:
-    tr = sub.add_parser("trace", help="run a binary and record an event per entry of chosen functions",
+    tr = sub.add_parser("trace", formatter_class=_Formatter, help="run a binary and record an event per entry of chosen functions",
                         description="Run BINARY (its stdout/stderr unchanged) and record one event per "
                                     "entry of each function matching --sym, with the runtime's M, P and G.")
     tr.add_argument("--sym", action="append", required=True, metavar="PATTERN",
@@ -149,7 +167,7 @@ def _add_trace_command(sub) -> None:
 def _add_debug_command(sub) -> None:
     from .debughelp import HELP as debug_doc
     db = sub.add_parser("debug", help="step through a binary: breakpoints, bt, threads, goroutines, sched",
-                        description=debug_doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+                        description=debug_doc, formatter_class=_RawFormatter)
     db.add_argument("-x", dest="script", metavar="FILE", help="read commands from FILE (default: stdin)")
     _add_run_options(db)
 
@@ -228,8 +246,6 @@ def _kernel(args, exact: bool = False):
 
 def _sandbox(args):
     """The Sandbox of --root (None without); _Exit(125) when it cannot be set up."""
-    from .sandbox import EXEC_GOEMU, EXEC_NONE, NET_HOST, NET_NONE, Sandbox, SandboxError
-    net = NET_NONE if args.no_net else args.net
     if not args.root:
         given = [o for o, v in (("--bind", args.bind), ("--net", args.net), ("--no-net", args.no_net),
                                 ("--no-exec", args.no_exec), ("--keep-env", args.keep_env)) if v]
@@ -237,6 +253,8 @@ def _sandbox(args):
             print(f"goemu: {given[0]} needs --root", file=sys.stderr)
             raise _Exit(2)
         return None
+    from .sandbox import EXEC_GOEMU, EXEC_NONE, NET_HOST, NET_NONE, Sandbox, SandboxError
+    net = NET_NONE if args.no_net else args.net
     if args.no_net and args.net not in (None, NET_NONE):
         print(f"goemu: --no-net contradicts --net={args.net}", file=sys.stderr)
         raise _Exit(2)

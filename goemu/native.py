@@ -128,7 +128,7 @@ _OFFSETS: dict[str, int | None] = {}
 def _cache_path() -> str:
     import os
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "goemu", "uc-offsets.json")
+    return os.path.join(base, "goemu", "uc-offsets.txt")
 
 
 def _library_key() -> str:
@@ -141,20 +141,34 @@ def _library_key() -> str:
         return ""
 
 
+def _read_cache(key: str) -> dict[str, int | None]:
+    """The cache file: the library's key on the first line, then `name offset` (or `name -`)
+    lines. Plain text: parsing it costs nothing at start-up (json's import cost 3 ms)."""
+    try:
+        with open(_cache_path()) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    if not lines or lines[0] != key:
+        return {}
+    entry: dict[str, int | None] = {}
+    for line in lines[1:]:
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                entry[parts[0]] = None if parts[1] == "-" else int(parts[1])
+            except ValueError:
+                pass
+    return entry
+
+
 def uc_struct_offset(name: str, finder) -> int | None:
     """The offset of uc_struct field `name`, from memory, the cache file, or `finder()`."""
     if name in _OFFSETS:
         return _OFFSETS[name]
-    import json
     key = _library_key()
-    cache: dict = {}
-    try:
-        with open(_cache_path()) as f:
-            cache = json.load(f)
-    except (OSError, ValueError):
-        pass
-    entry = cache.get(key, {}) if key else {}
-    if isinstance(entry, dict) and name in entry and (entry[name] is None or isinstance(entry[name], int)):
+    entry = _read_cache(key) if key else {}
+    if name in entry:
         _OFFSETS[name] = entry[name]
         return entry[name]
     value = finder()
@@ -163,10 +177,10 @@ def uc_struct_offset(name: str, finder) -> int | None:
         try:
             import os
             os.makedirs(os.path.dirname(_cache_path()), exist_ok=True)
-            cache = {key: {**(entry if isinstance(entry, dict) else {}), name: value}}
+            entry[name] = value
             tmp = f"{_cache_path()}.{os.getpid()}"
             with open(tmp, "w") as f:
-                json.dump(cache, f)
+                f.write(key + "\n" + "".join(f"{n} {'-' if v is None else v}\n" for n, v in entry.items()))
             os.replace(tmp, _cache_path())
         except OSError:
             pass

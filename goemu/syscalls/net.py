@@ -15,7 +15,6 @@ import os
 import struct
 
 from .. import hostio
-from ..sandbox import netpolicy
 from ..errno import EACCES, EINPROGRESS, EINVAL, ENOBUFS, ENOTSOCK, LinuxError
 from ..fdtable import Fd
 from . import syscall
@@ -27,6 +26,15 @@ _IOVEC = struct.Struct("<QQ")
 _CMSGHDR = struct.Struct("<Qii")          # cmsg_len, cmsg_level, cmsg_type
 SOL_SOCKET, SCM_RIGHTS, SCM_CREDENTIALS = 1, 1, 2
 MSG_CMSG_CLOEXEC = 0x40000000
+
+
+BIND, CONNECT = "bind", "connect"     # what a sockaddr is for (goemu.sandbox.netpolicy's names)
+
+
+def _netpolicy():
+    """The sandbox's network rules, imported only under --root (start-up stays short)."""
+    from ..sandbox import netpolicy
+    return netpolicy
 
 
 def _check(r: int) -> int:
@@ -65,14 +73,14 @@ def _addr_in(k, addr: int, n: int, purpose: str):
     sb = getattr(k, "sandbox", None)
     if sb is None or not addr or not n:
         return _inbuf(k, addr, n), n
-    data = netpolicy.guest_addr(k, sb, k.mem.read(addr, n), purpose)
+    data = _netpolicy().guest_addr(k, sb, k.mem.read(addr, n), purpose)
     return ctypes.create_string_buffer(data, max(len(data), 1)), len(data)
 
 
 def _family_allowed(k, domain: int) -> None:
     sb = getattr(k, "sandbox", None)
     if sb is not None:
-        netpolicy.check_family(sb, _i32(domain))
+        _netpolicy().check_family(sb, _i32(domain))
 
 
 @syscall("socket", "int", "hex", "int", ret="fd")
@@ -97,9 +105,9 @@ def socketpair(k, t, domain, type_, protocol, sv):
 @syscall("bind", "fd", "ptr", "int")
 def bind(k, t, fd, addr, addrlen):
     entry = _sock(k, fd)
-    buf, n = _addr_in(k, addr, addrlen & 0xFFFFFFFF, netpolicy.BIND)
+    buf, n = _addr_in(k, addr, addrlen & 0xFFFFFFFF, BIND)
     sb = getattr(k, "sandbox", None)
-    if sb is not None and sb.net == "loopback" and netpolicy.is_wildcard(buf.raw[:n]):
+    if sb is not None and sb.net == "loopback" and _netpolicy().is_wildcard(buf.raw[:n]):
         raise LinuxError(EACCES)           # every interface: not only the loopback
     return _check(_libc.bind(entry.host, buf, n))
 
@@ -113,7 +121,7 @@ def listen(k, t, fd, backlog):
         buf = ctypes.create_string_buffer(128)
         n = ctypes.c_uint32(128)
         _check(_libc.getsockname(entry.host, buf, ctypes.byref(n)))
-        if netpolicy.is_wildcard(buf.raw[:n.value]):
+        if _netpolicy().is_wildcard(buf.raw[:n.value]):
             raise LinuxError(EACCES)
     return _check(_libc.listen(entry.host, _i32(backlog)))
 
@@ -129,7 +137,7 @@ def _out_addr(k, addr: int, lenp: int, fn) -> int:
             raw = buf.raw[:n.value]
             sb = getattr(k, "sandbox", None)
             if sb is not None:
-                raw = netpolicy.shown_addr(sb, raw)
+                raw = _netpolicy().shown_addr(sb, raw)
             k.mem.write(addr, raw[:cap])
             k.mem.write_u32(lenp, len(raw))
         return r
@@ -157,7 +165,7 @@ def accept(k, t, fd, addr, lenp):
 @syscall("connect", "fd", "ptr", "int")
 def connect(k, t, fd, addr, addrlen):
     entry = _sock(k, fd)
-    buf, addrlen = _addr_in(k, addr, addrlen & 0xFFFFFFFF, netpolicy.CONNECT)
+    buf, addrlen = _addr_in(k, addr, addrlen & 0xFFFFFFFF, CONNECT)
     if hostio.is_nonblocking(entry.host):
         return _check(_libc.connect(entry.host, buf, addrlen & 0xFFFFFFFF))
     # A blocking connect blocks only this guest thread: connect without blocking, then wait
@@ -223,7 +231,7 @@ def sendto(k, t, fd, buf, length, flags, addr, addrlen):
     data = k.mem.read(buf, length)
     dest = None
     if addr:
-        dest, addrlen = _addr_in(k, addr, addrlen & 0xFFFFFFFF, netpolicy.CONNECT)
+        dest, addrlen = _addr_in(k, addr, addrlen & 0xFFFFFFFF, CONNECT)
 
     def op() -> int:
         cbuf = ctypes.create_string_buffer(data, max(len(data), 1))
@@ -275,7 +283,7 @@ def sendmsg(k, t, fd, msg, flags):
     data = b"".join(k.mem.read(b, n) for b, n in vecs)
     namebuf = None
     if name:
-        namebuf, namelen = _addr_in(k, name, namelen, netpolicy.CONNECT)
+        namebuf, namelen = _addr_in(k, name, namelen, CONNECT)
     ctrl = None
     if control and controllen:
         if controllen > 1 << 20:
