@@ -174,11 +174,21 @@ class Child:
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
-def _exec_state(fd_map: dict[int, int], sigmask: int, ignored: list[int], keep: int = -1) -> None:
+def _exec_state(fd_map: dict[int, int], sigmask: int, ignored: list[int], keep: int = -1,
+                rlimits: dict | None = None) -> None:
     """Just before an execve on the host: fd i becomes host fd fd_map[i] and every other fd
     but `keep` is closed (two phases, so that no target number clobbers a source still
-    needed); dispositions are reset, the guest's ignored signals stay ignored, and the signal
-    mask is the guest thread's."""
+    needed); dispositions are reset, the guest's ignored signals stay ignored, the signal
+    mask is the guest thread's, and the resource limits goemu lifted for itself (RLIMIT_AS,
+    RLIMIT_NOFILE: goemu/hostlimits.py) are the guest's again, as the program inherits them."""
+    if rlimits:
+        import resource
+        for res, (soft, hard) in rlimits.items():
+            inf = resource.RLIM_INFINITY
+            try:
+                resource.setrlimit(res, (inf if soft >= 1 << 63 else soft, inf if hard >= 1 << 63 else hard))
+            except (OSError, ValueError):
+                pass
     base = max([*fd_map.values(), *fd_map.keys(), keep, 2]) + 1
     staged = {}
     for i, (target, src) in enumerate(sorted(fd_map.items())):
@@ -212,7 +222,7 @@ def _raw_disposition(sig: int, ignore: bool) -> None:
 
 
 def exec_self(path: bytes, argv: list[bytes], envp: list[bytes], fd_map: dict[int, int], sigmask: int,
-              ignored: list[int]) -> None:
+              ignored: list[int], rlimits: dict | None = None) -> None:
     """execve from the emulated process itself: goemu's own process becomes `path` (same pid,
     as Linux's execve), with fd i the guest's host fd fd_map[i], the guest's blocked and
     ignored signals, and nothing else of goemu left. Returns only if execve failed before any
@@ -235,7 +245,7 @@ def exec_self(path: bytes, argv: list[bytes], envp: list[bytes], fd_map: dict[in
         except (OSError, ValueError):
             pass
     try:
-        _exec_state(fd_map, sigmask, ignored)
+        _exec_state(fd_map, sigmask, ignored, rlimits=rlimits)
         os.execve(path, argv, dict(_split_env(envp)))
     finally:
         os._exit(128 + 11)
@@ -243,7 +253,7 @@ def exec_self(path: bytes, argv: list[bytes], envp: list[bytes], fd_map: dict[in
 
 def fork_exec(path: bytes, argv: list[bytes], envp: list[bytes], cwd: bytes | None,
               fd_map: dict[int, int], sigmask: int, ignored: list[int],
-              proc: Process | None = None, creds: bool = True) -> int:
+              proc: Process | None = None, creds: bool = True, rlimits: dict | None = None) -> int:
     """Start `path` as a host process whose fd i is host fd fd_map[i]; return its pid or raise
     LinuxError with the errno execve failed with. `proc` (the vfork child) brings its session,
     process group, credentials and PTRACE_TRACEME."""
@@ -257,7 +267,7 @@ def fork_exec(path: bytes, argv: list[bytes], envp: list[bytes], cwd: bytes | No
                 _become(proc, parent, creds)
             if cwd is not None:
                 os.chdir(cwd)
-            _exec_state(fd_map, sigmask, ignored, keep=w)
+            _exec_state(fd_map, sigmask, ignored, keep=w, rlimits=rlimits)
             if proc is not None and proc.traceme:
                 if _LIBC.ptrace(0, 0, None, None) != 0:   # PTRACE_TRACEME: goemu is the tracer
                     raise OSError(ctypes.get_errno(), "ptrace")

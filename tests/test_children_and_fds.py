@@ -95,3 +95,18 @@ def test_vfork_child_table_never_closes_a_locked_files_fd(tmp_path):
     with pytest.raises(OSError):
         os.fstat(host)
     assert _lock_type_seen_by_other_process(path, 12) == fcntl.F_UNLCK
+
+
+def test_children_get_the_guests_limits_not_goemus():
+    """goemu lifts its own soft RLIMIT_AS (and RLIMIT_NOFILE) and keeps the original for the
+    guest (goemu/hostlimits.py); a program the guest starts inherits the guest's, as natively:
+    under `ulimit -Sv 8000000` the child's soft limit is 8000000, not goemu's unlimited."""
+    script = "ulimit -Sv 8000000; exec \"$@\""
+    child = ["/bin/sh", "-c", "ulimit -Sn; ulimit -Hn; ulimit -Sv; ulimit -Hv"]
+    native = subprocess.run(["sh", "-c", script, "sh", str(go119("execgo")), *child],
+                            capture_output=True, timeout=TIMEOUT)
+    e = dict(os.environ, PYTHONPATH=str(ROOT))
+    emu = subprocess.run(["sh", "-c", script, "sh", sys.executable, "-m", "goemu", "run",
+                          str(go119("execgo")), *child], capture_output=True, env=e, timeout=TIMEOUT)
+    assert b'\\n8000000\\n' in native.stdout
+    _same(native, emu)

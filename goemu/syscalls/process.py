@@ -104,7 +104,7 @@ def execve(k, t, path_p, argv_p, envp_p):
             envp.append(BECOME_ENV.encode() + b"=" + encode_become(proc, os.getpid()))
     try:
         host_pid = fork_exec(path, argv, envp, cwd, fd_map, t.sigmask, ignored, proc,
-                             creds=not under_goemu)
+                             creds=not under_goemu, rlimits=getattr(k, "rlimits", None))
     except OSError as e:   # goemu's own pipe or fork failed (EMFILE, EAGAIN): execve's errno
         raise from_oserror(e) from None
     finally:
@@ -148,7 +148,8 @@ def _execve_self(k, t, path_p, argv_p, envp_p):
         target, argv, envp = _goemu_command(k, path, argv, envp, sorted(fd_map))
     k.note(f"execve {path.decode(errors='replace')}: goemu's process becomes it")
     try:
-        exec_self(target, argv, envp, fd_map, t.sigmask, ignored)   # returns only with an errno
+        exec_self(target, argv, envp, fd_map, t.sigmask, ignored,   # returns only with an errno
+                  rlimits=getattr(k, "rlimits", None))
     finally:
         if exe_fd >= 0:
             os.close(exe_fd)
