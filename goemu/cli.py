@@ -179,6 +179,8 @@ class _Exit(Exception):
 
 def _kernel(args, exact: bool = False):
     """Build the emulated process for `args`; raise _Exit with the status for bad input."""
+    from .ucload import load_unicorn
+    load_unicorn()                 # before anything imports it the slow way
     from .hostlimits import own_limit_problem, take_guest_limits
     from .kernel import DEFAULT_SLICE, DEFAULT_TIMESLICE_MS, Kernel, Options
     from .loader import BadExecutable, ExecFailed

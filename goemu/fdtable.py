@@ -15,16 +15,16 @@ not reused under the child.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from .errno import EBADF, EINVAL, EMFILE, LinuxError, from_oserror
+from .record import record
 
 FD_CLOEXEC = 1
 MAX_FDS = 1024
 PASS_FDS_ENV = "GOEMU_PASS_FDS"
 
 
-@dataclass
+@record
 class Fd:
     host: int            # host file descriptor
     cloexec: bool = False

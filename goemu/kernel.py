@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
 
 from unicorn import (UC_ERR_EXCEPTION, UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED,
                      UC_ERR_INSN_INVALID, UC_ERR_READ_PROT, UC_ERR_READ_UNMAPPED,
@@ -28,6 +27,7 @@ from .hostio import HostSignals
 from .hostlimits import guest_as_limit
 from .loader import auxv_bytes, build_stack, load, read_image
 from .memory import UC_MEM_FETCH, UC_MEM_WRITE, Memory
+from .record import record
 from .sched import Scheduler
 from .slicer import TimeSlicer, CountSlicer
 from .strace import Strace
@@ -42,7 +42,7 @@ class GuestExit(Exception):
     pass
 
 
-@dataclass
+@record
 class Options:
     strace: bool = False
     verbose: bool = False

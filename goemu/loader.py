@@ -10,9 +10,9 @@ import mmap
 import os
 import stat
 import struct
-from dataclasses import dataclass, field
 
 from .memory import PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, Memory, page_down, page_up
+from .record import field, record
 from .vdso import VDSO_ADDR, VSYSCALL_ALIAS, VVAR_ADDR, build_vdso, vsyscall_page
 
 STACK_TOP = 0x7FFF_FFFF_F000
@@ -32,7 +32,7 @@ class BadExecutable(Exception):
     """The file cannot be run; the message is one line for the user."""
 
 
-@dataclass
+@record
 class Segment:
     vaddr: int
     memsz: int
@@ -41,7 +41,7 @@ class Segment:
     flags: int
 
 
-@dataclass
+@record
 class Image:
     path: str
     data: bytes | mmap.mmap     # the file, mapped read-only (pages are read only where used)

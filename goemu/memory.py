@@ -30,7 +30,6 @@ from __future__ import annotations
 import bisect
 import ctypes
 import struct
-from dataclasses import dataclass
 
 from unicorn import (UC_HOOK_TLB_FILL, UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE,
                      UC_TLB_VIRTUAL, UcError)
@@ -38,6 +37,7 @@ from unicorn.unicorn_const import UC_CTL_TLB_FLUSH
 
 from . import native
 from .errno import EFAULT, EINVAL, ENOMEM, LinuxError
+from .record import record
 
 PAGE = 4096
 PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
@@ -70,7 +70,7 @@ def uc_perms(prot: int) -> int:
     return perms
 
 
-@dataclass
+@record
 class Vma:
     start: int
     end: int

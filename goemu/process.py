@@ -22,10 +22,10 @@ import os
 import signal
 import stat
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from .errno import LinuxError
+from .record import record
 
 if TYPE_CHECKING:
     from .fdtable import FdTable
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .thread import Thread
 
 
-@dataclass
+@record
 class Creds:
     """A vfork child's credentials (the main process's are the host's own)."""
     ruid: int
@@ -50,7 +50,7 @@ class Creds:
         return cls(*os.getresuid(), *os.getresgid(), tuple(os.getgroups()))
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Process:
     pid: int
     fds: "FdTable"
@@ -65,7 +65,7 @@ class Process:
     pdeathsig: int = 0                       # PR_SET_PDEATHSIG of the vfork child
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Child:
     """A child of the guest: first a vfork context, then (after execve) a host process."""
     pid: int                                  # the pid the guest sees

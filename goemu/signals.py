@@ -6,7 +6,6 @@ Frame layout and register rules: go114-abi.md §3 (from arch/x86/kernel/signal.c
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
@@ -14,6 +13,7 @@ from unicorn import x86_const as X
 from .cpu import EFLAGS, FX_REGS, FXSAVE_SIZE, RAX, RIP, RSP, SIGCONTEXT_REGS, SSE_REGS, RegBatch, \
     fxrstor_sse, fxsave_fast
 from .errno import LinuxError
+from .record import record
 from .thread import Thread
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ UC_OFF, MCTX_OFF, SIGMASK_OFF, INFO_OFF = 8, 48, 304, 312
 FPSTATE_OFF = MCTX_OFF + 184          # uc_mcontext.fpstate: the FXSAVE image above the frame
 
 
-@dataclass
+@record
 class SigAction:
     handler: int = SIG_DFL
     flags: int = 0

@@ -1,9 +1,10 @@
 """Guest threads as data: each is a saved CPU context plus the kernel state Linux keeps per task."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable
+
+from .record import field, record
 
 RUNNABLE, BLOCKED, DEAD = "runnable", "blocked", "dead"
 
@@ -14,7 +15,7 @@ class Restart(Enum):
     IF_SA_RESTART = 1  # restart if the handler has SA_RESTART, else -EINTR (read, untimed futex)
 
 
-@dataclass
+@record
 class Wait:
     """Why a blocked thread waits: a futex word, a sleep, a host fd, ... Signals interrupt it
     unless `uninterruptible` (a vfork parent waits for its child no matter what)."""
@@ -31,14 +32,14 @@ class Wait:
     uninterruptible: bool = False
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class FsState:
     """A thread's own working directory after unshare(CLONE_FS) (threads cloned from it with
     CLONE_FS share it). The process's is goemu's own cwd."""
     cwd: bytes
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class Thread:
     tid: int
     ctx: Any = None                   # UcContext while not loaded in the CPU

@@ -10,11 +10,11 @@ the syscall (checked against ``table.NUMBERS`` at import), its argument display 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from ..cpu import RAX
 from ..errno import ENOSYS, LinuxError
+from ..record import record
 from .table import BY_NAME, NUMBERS
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ NORESULT = object()
 FULL, PARTIAL = "full", "partial"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Handler:
     nr: int
     name: str

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import os
 import stat as st
-from dataclasses import dataclass
 
 from ..errno import EACCES, EBADF, EBUSY, ENOENT, ENOTDIR, EPERM, EROFS, EXDEV, LinuxError
 from ..fdtable import Fd
 from . import procfs
 from .fsbase import AT_FDCWD, host_call, i32
+from ..record import record
 
 
-@dataclass
+@record
 class Target:
     """Where a guest path leads: a host path (relative to the host dir fd `dfd`, or to the cwd
     when None), or one of the guest's virtual /proc entries. Under a sandbox also its mount,

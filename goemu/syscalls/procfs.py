@@ -14,12 +14,12 @@ listings); ``proctext`` makes the files' text.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Callable
 
 from ..errno import ELOOP, ENOENT, ENOTDIR, LinuxError
 from ..fdtable import Fd
 from .fsbase import DT_DIR, DT_LNK, DT_REG, DirStream, Listing
+from ..record import record
 
 DIR, FILE, LINK = "dir", "file", "link"
 # Entries of a process directory and of a task directory, in Linux's listing order
@@ -34,7 +34,7 @@ LINKS = (b"exe", b"cwd", b"root")
 HOST_SAME = (b"net", b"mounts", b"mountinfo", b"mountstats", b"cgroup")   # namespace-wide
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Node:
     """One virtual /proc entry of the guest."""
     path: bytes                 # canonical guest path, e.g. b"/proc/1000/task/1001/status"
