@@ -94,5 +94,6 @@ Commands (one per line; from -x FILE, or stdin; '#' starts a comment). On a term
 editing, history (~/.goemu_history), Tab completes commands and symbols; an empty line repeats
 stepi, nexti, continue, finish and x (which goes on where it ended), as in gdb.
 {summary()}
-The program's own stdout/stderr are unchanged; the debugger writes to stdout.
+The program's own stdout/stderr are unchanged; the debugger writes to stdout. goemu ends
+with the program's status, or, when a signal killed it, dies of that signal (as goemu run).
 """

@@ -459,3 +459,43 @@ def test_stripped_binary_uses_the_builtin_layouts(tmp_path):
     assert a["print $goid"].strip() == "$1 = 1"
     for cmd in ("goroutines", "sched", "print sched"):
         assert a[cmd].startswith("error: ") and "stripped" in a[cmd] and a[cmd].count("\n") == 1
+
+
+def test_a_program_killed_by_a_signal_kills_goemu_debug(tmp_path):
+    """As goemu run: the guest's signal death is goemu's (the native run is the oracle); a Go
+    panic is an exit with status 2, not a signal death."""
+    native = subprocess.run([str(go119("nilderef"))], capture_output=True)
+    assert native.returncode == 2
+    p, out = session(tmp_path, go119("nilderef"), "run\n")
+    assert p.returncode == native.returncode
+    assert "[process exited with status 2]" in out and "before" in out
+    assert p.stderr.decode().startswith("panic: runtime error: invalid memory address or nil pointer")
+    # selfsignal nonotify has no handler for SIGTERM: the Go runtime re-raises it with SIG_DFL
+    results = []
+    for argv in ([str(go119("selfsignal")), "nonotify"], None):
+        if argv is None:
+            s = Live(go119("selfsignal"), "nonotify")
+            try:
+                s.until(lambda l: l.startswith("goemu debug:"))
+                s.send("run\n")
+                s.until(lambda l: l == "ready\n")
+                s.p.send_signal(signal.SIGTERM)
+                s.until(lambda l: l.startswith("[process exited"))
+                s.send("info symbol main.main\n")        # the session goes on, then ends
+                s.until(lambda l: " is main.main+0x0" in l)
+                s.p.stdin.close()
+                results.append(s.p.wait(30))
+                err = s.p.stderr.read()
+            finally:
+                if s.p.poll() is None:
+                    s.p.kill()
+                    s.p.wait()
+            assert "[process exited killed by signal 15]\n" in s.seen
+            assert err == "goemu: guest terminated by SIGTERM: Terminated\n"
+        else:
+            n = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+            assert n.stdout.readline() == "ready\n"
+            n.send_signal(signal.SIGTERM)
+            n.stdout.read()
+            results.append(n.wait(30))
+    assert results == [-signal.SIGTERM, -signal.SIGTERM]
