@@ -58,6 +58,7 @@ class Debugger(RunCommands, ViewCommands):
         self.last_line = ""
         self._hit = None
         self._cond_error = None
+        self._sigs = None             # goemu.traceargs.Signatures, made by the first finish
 
     # ---- output ----------------------------------------------------------------
     def say(self, text: str = "") -> None:

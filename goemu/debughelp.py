@@ -27,8 +27,11 @@ COMMANDS = [
     ("stepi", ["si"], "stepi [N]", "N instructions of the current thread (others stay still)",
      "A blocked thread first waits (the others run) until it wakes. Enter repeats."),
     ("nexti", ["ni"], "nexti [N]", "like stepi, but step over calls", ""),
-    ("finish", [], "finish", "run until the current function returns to its caller",
-     "Its own frame: a recursive call returning to the same address does not stop it."),
+    ("finish", [], "finish", "run until the current function returns; print what it returned",
+     "Its own frame: a recursive call returning to the same address does not stop it, and the\n"
+     "goroutine is followed to whichever thread it returns on. Then `Value returned: name=value\n"
+     "...`, the results read as goemu trace --ret reads them: the binary's DWARF names and types,\n"
+     "the Go 1.14 stack ABI or the Go >= 1.17 register ABI (~r0: an unnamed result)."),
     ("regs", [], "regs", "registers of the current thread (info registers REG...)", ""),
     ("x", [], "x/FMT EXPR", "examine memory: FMT = [count][x|d|u|c|s|i][b|h|w|g]",
      "x/4xg $rsp (4 giant words in hex), x/16xb ADDR, x/3i $pc, x/s ADDR. Enter goes on where\n"

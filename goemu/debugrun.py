@@ -275,8 +275,8 @@ class RunCommands:
             self.say(f"accessed by {stop.pc:#x}: {self.where(stop.pc)}    {self._insn_text(stop.pc)}")
         bp.old = new
 
-    def _run_to(self, addr: int, quiet: bool = False, cond=None):
-        self.engine.set_temp(addr, self.thread.tid, cond)
+    def _run_to(self, addr: int, quiet: bool = False, cond=None, any_thread: bool = False):
+        self.engine.set_temp(addr, None if any_thread else self.thread.tid, cond)
         return self._resume(quiet_temp=quiet)
 
     def cmd_run(self, arg: str) -> None:
@@ -327,18 +327,47 @@ class RunCommands:
     def cmd_finish(self, arg: str) -> None:
         """Run to the caller's return address on this thread, and on until the frame is really
         gone (a recursive call returning there does not count). Depth is measured from the
-        top of the goroutine's stack (g.stack.hi - sp), which copystack preserves."""
+        top of the goroutine's stack (g.stack.hi - sp), which copystack preserves. Then the
+        results, read as goemu trace --ret reads them (goemu.traceargs: the binary's ABI)."""
         self._need_thread()
         self.goroutine = None
         depth = self._stack_depth()
-        frames = self.syms.unwind(self.view.u64, self.reg(RIP), self.reg(RSP), 2)
+        # physical frames: an inlined call has no return of its own
+        frames = self.syms.frames(self.view.u64, self.reg(RIP), self.reg(RSP), 2, inline=False)
         if len(frames) < 2:
             raise DebugError("no caller frame to return to")
-        self.say(f"Run till exit from {frames[0].func}")
+        func = frames[0].func
+        self.say(f"Run till exit from {func}")
         t = self.thread
-        stop = self._run_to(frames[1].pc, quiet=True, cond=lambda: self._stack_depth(t) < depth)
+        g = self.view.current_g(t)
+        # the goroutine's frame, on whichever thread it returns (a call that parks may resume
+        # on another M); without a g (no TLS yet), this thread's
+        def gone() -> bool:
+            cur = self.k.current
+            if (self.view.current_g(cur) != g) if g else (cur is not t):
+                return False
+            return self._stack_depth(cur) < depth
+        stop = self._run_to(frames[1].pc, quiet=True, cond=gone, any_thread=bool(g))
         if stop.kind == "temp":         # else reported: a breakpoint, watchpoint, Ctrl-C, the end
             self.say(f"Returned, {self._here()}")
+            self._say_results(func)
+
+    def _say_results(self, func: str | None) -> None:
+        if self._sigs is None:
+            from .traceargs import Signatures
+            self._sigs = Signatures(self.syms)
+        sig = self._sigs.get(func) if func else None
+        if sig is None:
+            self.say(f"(no DWARF signature for {func}: results unknown)")
+            return
+        if not sig.results:
+            return
+        from .traceargs import show_value
+        t = self.thread
+        vals = self._sigs.results_after_return(sig, lambda r: self.k.get_reg(t, r), self.reg(RSP),
+                                               self.view.read,
+                                               lambda typ, words: show_value(self.view, typ, words))
+        self.say("Value returned: " + " ".join(f"{v['name']}={v['value']}" for v in vals))
 
     def _stack_depth(self, t=None) -> int:
         t = t or self.thread

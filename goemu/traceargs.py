@@ -283,4 +283,6 @@ def show_value(view, t, words: list[int]) -> str:
         return f"gList(head={'G' + str(view.goid_of(w0)) if w0 else 'nil'})"
     if kind == "slice" and len(words) >= 3:
         return f"{t.name}(len={words[1]}, cap={words[2]})"
+    if kind == "interface" and not any(words):
+        return "nil"
     return "{" + ", ".join(hex(v) for v in words) + "}"

@@ -441,6 +441,7 @@ def test_finish_returns_from_this_frame_not_a_recursive_one(tmp_path):
     assert re.search(r"^Returned, tid \d+ \(M\d+ P\d+ G1\) at 0x[0-9a-f]+: main\.depth\+", out, re.M)
     vals = re.findall(r"^\$\d+ = (\d+)", out, re.M)
     assert vals[2] == "99990"
+    assert "Value returned: ~r0=99990\n" in out     # the result finish read is rax's
     assert vals[1] != vals[3]            # g.stack.hi moved: copystack ran during the finish
 
 
@@ -459,6 +460,33 @@ def test_stripped_binary_uses_the_builtin_layouts(tmp_path):
     assert a["print $goid"].strip() == "$1 = 1"
     for cmd in ("goroutines", "sched", "print sched"):
         assert a[cmd].startswith("error: ") and "stripped" in a[cmd] and a[cmd].count("\n") == 1
+
+
+def test_finish_prints_the_values_returned(tmp_path):
+    # Go 1.19, register ABI: main.spin(2) returns the sum workers prints as "worker 2 sum N";
+    # the call parks and resumes three times (perhaps on other Ms): finish follows goroutine
+    p, out = session(tmp_path, go119("workers"),
+                     "break main.spin if $rax == 2\nrun\ndelete\nfinish\nprint $rax\ncontinue\n")
+    assert p.returncode == 0
+    a = answers(out)
+    goid = re.search(r"^Breakpoint 1, tid \d+ \(M\d+ P\d+ G(\d+)\)", a["run"], re.M).group(1)
+    fin = a["finish"].splitlines()
+    assert fin[0] == "Run till exit from main.spin"
+    assert re.match(rf"Returned, tid \d+ \(M\d+ P\d+ G{goid}\) at 0x[0-9a-f]+: main\.main\.func1\+", fin[1])
+    printed = re.search(r"^worker 2 sum (\d+)$", out, re.M).group(1)
+    assert fin[2] == f"Value returned: ~r0={printed}"
+    assert a["print $rax"].startswith(f"$1 = {printed} ")
+    # Go 1.14, stack ABI: os.(*File).Write(b) returns n, err after the results' stack slots;
+    # esbuild --version writes "0.5.26\n" (7 bytes) to stderr with one Write
+    p, out = session(tmp_path, esbuild("0.5.26"),
+                     "break os.(*File).Write\nrun\nfinish\ncontinue\n", "--version")
+    assert p.returncode == 0
+    err = p.stderr.decode()
+    assert err == "0.5.26\n"
+    fin = answers(out)["finish"].splitlines()
+    assert fin[0] == "Run till exit from os.(*File).Write"
+    assert re.match(r"Returned, tid \d+ \(M\d+ P\d+ G1\) at 0x[0-9a-f]+: fmt\.Fprintf\+", fin[1])
+    assert fin[2] == f"Value returned: n={len(err)} err=nil"
 
 
 def test_a_program_killed_by_a_signal_kills_goemu_debug(tmp_path):
