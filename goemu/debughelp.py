@@ -10,6 +10,9 @@ COMMANDS = [
      "evaluated on the thread that reached the breakpoint, e.g.\n"
      "  break main.spin if $rax == 2\n"
      "It is evaluated inside the engine's hook: a false condition costs no stop."),
+    ("tbreak", ["tb"], "tbreak SYMBOL|FILE:LINE|*EXPR [if COND]",
+     "a one-shot breakpoint, deleted when it stops",
+     "Reported as `Temporary breakpoint N, ...`; then it is gone from info breakpoints."),
     ("condition", [], "condition N [COND]", "set (or, without COND, remove) breakpoint N's condition", ""),
     ("watch", [], "watch [-l] LVALUE",
      "stop when LVALUE changes: old, new value, the writing pc",
@@ -20,6 +23,11 @@ COMMANDS = [
     ("rwatch", [], "rwatch [-l] LVALUE", "stop after an instruction reads LVALUE", ""),
     ("awatch", [], "awatch [-l] LVALUE", "stop after an instruction reads or writes LVALUE", ""),
     ("delete", ["d"], "delete [N...]", "remove breakpoints/watchpoints N (all without N)", ""),
+    ("disable", ["dis"], "disable [N...]", "disable breakpoints/watchpoints N (all without N)",
+     "A disabled one keeps its number, condition and hit count but never stops the program;\n"
+     "its hook is removed while no enabled one is at that place, so it costs nothing."),
+    ("enable", ["en"], "enable [N...]", "enable breakpoints/watchpoints N again (all without N)",
+     "A watchpoint enabled again reports changes from the value it has then."),
     ("run", ["r"], "run", "run until a breakpoint, watchpoint, Ctrl-C or the end",
      "Ctrl-C (SIGINT to goemu) stops every thread and returns to the prompt; the program does\n"
      "not see it. At the prompt, Ctrl-C twice (or end of input, or quit) leaves."),
@@ -61,7 +69,10 @@ COMMANDS = [
     ("sched", [], "sched",
      "counts, global runq, idle Ps and Ms, each P's runnext and runq", ""),
     ("info", ["i"], "info breakpoints|watchpoints|registers|threads|goroutines|symbol EXPR",
-     "lists; info symbol: the function and file:line of an address", ""),
+     "lists; info symbol: the function and file:line of an address",
+     "info breakpoints: number, type, disposition (keep, or del for tbreak), enabled (y/n),\n"
+     "address, where (function+offset file:line, or the watched lvalue), the condition and\n"
+     "the hit count."),
     ("help", ["h"], "help [CMD]", "this list, or one command's help", ""),
     ("quit", ["q", "exit"], "quit", "end the session (the guest is not run further)", ""),
 ]

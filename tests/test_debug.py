@@ -1,5 +1,6 @@
 """goemu debug sessions on real binaries: Ctrl-C, help, Enter repeating, readline, expressions,
-conditional breakpoints, watchpoints, goroutines, sched and print of runtime structures.
+conditional, temporary and disabled breakpoints, watchpoints, finish and its results,
+goroutines, sched, print of runtime structures, and how a program killed by a signal ends.
 
 Every observation is checked against something independent: the program's own output (its
 traceback, its printed sums), register values, the instruction at a reported pc, or another
@@ -460,6 +461,44 @@ def test_stripped_binary_uses_the_builtin_layouts(tmp_path):
     assert a["print $goid"].strip() == "$1 = 1"
     for cmd in ("goroutines", "sched", "print sched"):
         assert a[cmd].startswith("error: ") and "stripped" in a[cmd] and a[cmd].count("\n") == 1
+
+
+def test_tbreak_disable_enable_and_info_breakpoints(tmp_path):
+    # workers calls main.spin(id) once per worker, ids 0-3 (rax under Go 1.19's register ABI)
+    p, out = session(tmp_path, go119("workers"),
+                     "break main.main\ndisable 1\ntbreak main.spin\nbreak main.spin\ndisable 3\n"
+                     "info symbol main.spin\ninfo breakpoints\nrun\nprint $rax\ninfo watchpoints\n"
+                     "info break\nenable 3\ncontinue\nprint $rax\ndisable\ncontinue\n"
+                     "info breakpoints\nenable 9\n")
+    assert p.returncode == 0
+    a = answers(out)
+    spin = int(re.match(r"(0x[0-9a-f]+) is main\.spin\+0x0", a["info symbol main.spin"]).group(1), 16)
+    assert a["tbreak main.spin"].strip() == f"Temporary breakpoint 2 at {spin:#x}: main.spin+0x0 main.go:20"
+    rows = a["info breakpoints"].splitlines()
+    assert rows[0].split() == ["Num", "Type", "Disp", "Enb", "Address", "What"]
+    assert rows[1].split()[:5] == ["1", "breakpoint", "keep", "n", f"{int(a['break main.main'].split()[3][:-1], 16):#018x}"]
+    assert rows[2].split() == ["2", "breakpoint", "del", "y", f"{spin:#018x}", "main.spin+0x0", "main.go:20"]
+    assert rows[3].split() == ["3", "breakpoint", "keep", "n", f"{spin:#018x}", "main.spin+0x0", "main.go:20"]
+    # the disabled breakpoint on main.main never stopped the program: the temporary one did,
+    # once, and is gone
+    first = a["run"].splitlines()[-1]
+    assert re.match(r"Temporary breakpoint 2, tid \d+ \(M\d+ P\d+ G\d+\) at "
+                    rf"{spin:#x}: main\.spin\+0x0", first), a["run"]
+    assert "Breakpoint 1," not in out and out.count("Temporary breakpoint 2,") == 1
+    assert a["info watchpoints"].strip() == "No breakpoints or watchpoints."
+    rows = a["info break"].splitlines()
+    assert [r.split()[0] for r in rows[1:]] == ["1", "3"] and "hit" not in a["info break"]
+    # breakpoint 3 enabled: the next call of spin, another worker, stops there
+    assert re.search(rf"^Breakpoint 3, tid \d+ .* at {spin:#x}: main\.spin\+0x0", a["continue"], re.M)
+    ids = re.findall(r"^\$\d+ = (\d+)$", out, re.M)
+    assert len(ids) == 2 and ids[0] != ids[1] and {ids[0], ids[1]} <= {"0", "1", "2", "3"}
+    # all disabled: the two remaining calls do not stop; the program's own result is whole
+    assert out.count("Breakpoint 3,") == 1 and "total 2400240000" in out
+    assert out.count("[process exited with status 0]") == 1
+    final = answers(out.split("(goemu) disable\n", 1)[1])["info breakpoints"]
+    assert re.search(r"^1 +breakpoint +keep n .*\n3 +breakpoint +keep n .*main\.spin\+0x0 main\.go:20\n"
+                     r" +hit 1 time$", final, re.M), final
+    assert a["enable 9"].strip() == "error: no breakpoint 9"
 
 
 def test_finish_prints_the_values_returned(tmp_path):
