@@ -390,7 +390,8 @@ BAD = ["print (1+", "print nosuch.symbol", "print $nosuch", "print $7", "print 1
        "print G 424242", "x", "x/s 0", "x/zz $rsp", "x/0xg $rsp", "x/99999xb $rsp", "x/4xg 0xdeadbeef0000",
        "x/i 0", "disas 0x10", "break", "break *", "break nosuch.go:12", "break main.main if (",
        "break main.main if $nosuch == 1", "condition", "condition 99 $rax", "condition x",
-       "delete 99", "delete x", "watch", "watch 5", "watch -l", "watch *0", "rwatch $rax",
+       "delete 99", "delete x", "tbreak", "tbreak nosuch.go:3", "enable 99", "disable x",
+       "watch", "watch 5", "watch -l", "watch *0", "rwatch $rax",
        "thread", "thread abc", "thread 99999", "goroutine abc", "goroutine 99999 bt",
        "goroutine 1 foo", "info", "info nosuch", "info symbol", "help nosuch", "bogus",
        "stepi x", "nexti 1 2", "bt x", "regs/x", "x/s", "print/q 1", "'unbalanced"]
