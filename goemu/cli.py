@@ -397,10 +397,13 @@ def cmd_debug(args) -> int:
     syms, layouts = _symbols(args.binary)
     script = open(args.script) if args.script else None
     try:
-        return run_debugger(k, syms, layouts, script)
+        status = run_debugger(k, syms, layouts, script)
     finally:
         if script is not None:
             script.close()
+    if k.killed_by:
+        die_of_signal(k.killed_by)      # as `goemu run`: the guest's signal death is goemu's
+    return status
 
 
 def cmd_syscalls(args) -> int:

@@ -56,8 +56,9 @@ class Debugger(RunCommands, ViewCommands):
         self.done = False
         self.last_x: tuple[str, int] | None = None
         self.last_line = ""
-        self._hit = None
+        self._hits: list[int] | None = None   # breakpoints whose condition held in the hook
         self._cond_error = None
+        self._sigs = None             # goemu.traceargs.Signatures, made by the first finish
 
     # ---- output ----------------------------------------------------------------
     def say(self, text: str = "") -> None:
@@ -199,7 +200,7 @@ class Debugger(RunCommands, ViewCommands):
             fn = getattr(self, f"cmd_{cmd}", None) if re.fullmatch(r"[a-z]+", cmd or "") else None
             if fn is None:
                 raise DebugError(f"unknown command {word!r} (help lists them)")
-            if cmd in ("break", "thread", "goroutine", "delete", "info"):
+            if cmd in ("break", "tbreak", "thread", "goroutine", "delete", "enable", "disable", "info"):
                 arg = " ".join(shlex.split(arg)) if "'" in arg or '"' in arg else arg
             fn(arg)
         return True

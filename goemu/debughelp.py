@@ -10,6 +10,9 @@ COMMANDS = [
      "evaluated on the thread that reached the breakpoint, e.g.\n"
      "  break main.spin if $rax == 2\n"
      "It is evaluated inside the engine's hook: a false condition costs no stop."),
+    ("tbreak", ["tb"], "tbreak SYMBOL|FILE:LINE|*EXPR [if COND]",
+     "a one-shot breakpoint, deleted when it stops",
+     "Reported as `Temporary breakpoint N, ...`; then it is gone from info breakpoints."),
     ("condition", [], "condition N [COND]", "set (or, without COND, remove) breakpoint N's condition", ""),
     ("watch", [], "watch [-l] LVALUE",
      "stop when LVALUE changes: old, new value, the writing pc",
@@ -20,6 +23,11 @@ COMMANDS = [
     ("rwatch", [], "rwatch [-l] LVALUE", "stop after an instruction reads LVALUE", ""),
     ("awatch", [], "awatch [-l] LVALUE", "stop after an instruction reads or writes LVALUE", ""),
     ("delete", ["d"], "delete [N...]", "remove breakpoints/watchpoints N (all without N)", ""),
+    ("disable", ["dis"], "disable [N...]", "disable breakpoints/watchpoints N (all without N)",
+     "A disabled one keeps its number, condition and hit count but never stops the program;\n"
+     "its hook is removed while no enabled one is at that place, so it costs nothing."),
+    ("enable", ["en"], "enable [N...]", "enable breakpoints/watchpoints N again (all without N)",
+     "A watchpoint enabled again reports changes from the value it has then."),
     ("run", ["r"], "run", "run until a breakpoint, watchpoint, Ctrl-C or the end",
      "Ctrl-C (SIGINT to goemu) stops every thread and returns to the prompt; the program does\n"
      "not see it. At the prompt, Ctrl-C twice (or end of input, or quit) leaves."),
@@ -27,8 +35,11 @@ COMMANDS = [
     ("stepi", ["si"], "stepi [N]", "N instructions of the current thread (others stay still)",
      "A blocked thread first waits (the others run) until it wakes. Enter repeats."),
     ("nexti", ["ni"], "nexti [N]", "like stepi, but step over calls", ""),
-    ("finish", [], "finish", "run until the current function returns to its caller",
-     "Its own frame: a recursive call returning to the same address does not stop it."),
+    ("finish", [], "finish", "run until the current function returns; print what it returned",
+     "Its own frame: a recursive call returning to the same address does not stop it, and the\n"
+     "goroutine is followed to whichever thread it returns on. Then `Value returned: name=value\n"
+     "...`, the results read as goemu trace --ret reads them: the binary's DWARF names and types,\n"
+     "the Go 1.14 stack ABI or the Go >= 1.17 register ABI (~r0: an unnamed result)."),
     ("regs", [], "regs", "registers of the current thread (info registers REG...)", ""),
     ("x", [], "x/FMT EXPR", "examine memory: FMT = [count][x|d|u|c|s|i][b|h|w|g]",
      "x/4xg $rsp (4 giant words in hex), x/16xb ADDR, x/3i $pc, x/s ADDR. Enter goes on where\n"
@@ -58,7 +69,10 @@ COMMANDS = [
     ("sched", [], "sched",
      "counts, global runq, idle Ps and Ms, each P's runnext and runq", ""),
     ("info", ["i"], "info breakpoints|watchpoints|registers|threads|goroutines|symbol EXPR",
-     "lists; info symbol: the function and file:line of an address", ""),
+     "lists; info symbol: the function and file:line of an address",
+     "info breakpoints: number, type, disposition (keep, or del for tbreak), enabled (y/n),\n"
+     "address, where (function+offset file:line, or the watched lvalue), the condition and\n"
+     "the hit count."),
     ("help", ["h"], "help [CMD]", "this list, or one command's help", ""),
     ("quit", ["q", "exit"], "quit", "end the session (the guest is not run further)", ""),
 ]
@@ -94,5 +108,6 @@ Commands (one per line; from -x FILE, or stdin; '#' starts a comment). On a term
 editing, history (~/.goemu_history), Tab completes commands and symbols; an empty line repeats
 stepi, nexti, continue, finish and x (which goes on where it ended), as in gdb.
 {summary()}
-The program's own stdout/stderr are unchanged; the debugger writes to stdout.
+The program's own stdout/stderr are unchanged; the debugger writes to stdout. goemu ends
+with the program's status, or, when a signal killed it, dies of that signal (as goemu run).
 """

@@ -1,10 +1,13 @@
-"""goemu debug's running commands: break (with conditions), watch/rwatch/awatch, delete,
-condition, run/continue, stepi, nexti, finish, and how a stop is reported.
+"""goemu debug's running commands: break/tbreak (with conditions), watch/rwatch/awatch,
+delete, enable, disable, condition, run/continue, stepi, nexti, finish, and how a stop is
+reported.
 
 The mechanisms are goemu.engine's, shared with the gdb stub: breakpoints are code hooks (a
 condition is evaluated inside the hook, so a false one costs no stop), watchpoints are memory
 hooks present only while a watchpoint exists (the stub's Z2/Z3/Z4). This module keeps the
-user's numbering, conditions and old values, and the wording of the reports (gdb's)."""
+user's numbering, conditions, enabled state, hit counts and old values, and the wording of the
+reports (gdb's). The engine has a breakpoint or watchpoint hook only while an enabled one is
+there: a disabled breakpoint costs nothing."""
 from __future__ import annotations
 
 import re
@@ -17,6 +20,8 @@ from .debugviews import DebugError
 
 WATCH_LABEL = {"watch": "Hardware watchpoint", "rwatch": "Hardware read watchpoint",
                "awatch": "Hardware access (read/write) watchpoint"}
+TYPE = {"break": "breakpoint", "watch": "hw watchpoint", "rwatch": "read watchpoint",
+        "awatch": "acc watchpoint"}
 
 
 @dataclass
@@ -30,24 +35,29 @@ class Bp:
     signed: bool = False
     old: int | None = None  # watchpoints: the value last seen
     hits: int = 0
+    enabled: bool = True
+    temp: bool = False      # tbreak: deleted when hit
 
 
 class RunCommands:
     """Mixed into goemu.debug.Debugger."""
 
     # ---- breakpoints -------------------------------------------------------------------------
-    def cmd_break(self, arg: str) -> None:
+    def cmd_break(self, arg: str, temp: bool = False) -> None:
         spec, cond = _split_if(arg)
         if not spec:
-            raise DebugError("break needs SYMBOL, FILE:LINE or *EXPR (then optionally `if COND`)")
+            raise DebugError(f"{'tbreak' if temp else 'break'} needs SYMBOL, FILE:LINE or *EXPR "
+                             "(then optionally `if COND`)")
         addr = self.location(spec)
         if cond:
             self._check_expr(cond)
-        bp = self._new_bp("break", addr, spec, cond=cond)
-        self.engine.add_breakpoint(addr)
-        self._sync_conditions(addr)
+        bp = self._new_bp("break", addr, spec, cond=cond, temp=temp)
+        self._sync_break(addr)
         c = f" if {cond}" if cond else ""
-        self.say(f"Breakpoint {bp.num} at {addr:#x}: {self.where(addr)}{c}")
+        self.say(f"{_label(bp)} {bp.num} at {addr:#x}: {self.where(addr)}{c}")
+
+    def cmd_tbreak(self, arg: str) -> None:
+        self.cmd_break(arg, temp=True)
 
     def _new_bp(self, kind: str, addr: int, spec: str, **kw) -> Bp:
         bp = Bp(self.next_bp, kind, addr, spec, **kw)
@@ -65,33 +75,44 @@ class RunCommands:
             self._check_expr(cond)
         bp.cond = cond
         if bp.kind == "break":
-            self._sync_conditions(bp.addr)
+            self._sync_break(bp.addr)
         self.say(f"Breakpoint {bp.num} now {'stops if ' + cond if cond else 'unconditional'}.")
 
-    def _sync_conditions(self, addr: int) -> None:
-        """engine.conditions[addr]: absent while an unconditional breakpoint is there."""
-        here = [b for b in self.bps.values() if b.kind == "break" and b.addr == addr]
+    def _breaks_at(self, addr: int) -> list[Bp]:
+        """The enabled breakpoints at addr."""
+        return [b for b in self.bps.values() if b.kind == "break" and b.enabled and b.addr == addr]
+
+    def _sync_break(self, addr: int) -> None:
+        """The engine's breakpoint at addr: there while an enabled breakpoint is; its condition
+        (engine.conditions[addr]) absent while an unconditional one is there."""
+        here = self._breaks_at(addr)
+        if here:
+            self.engine.add_breakpoint(addr)
+        else:
+            self.engine.remove_breakpoint(addr)
         if not here or any(not b.cond for b in here):
             self.engine.conditions.pop(addr, None)
         else:
             self.engine.conditions[addr] = lambda tid, addr=addr: self._cond_holds(addr, tid)
 
     def _cond_holds(self, addr: int, tid: int) -> bool:
-        """In the code hook: does a condition of a breakpoint at addr hold on thread tid? An
-        error in a condition stops too (reported), as gdb does."""
+        """In the code hook: does a condition of a breakpoint at addr hold on thread tid? Those
+        that do are the stop's (self._hits). An error in a condition stops too (reported), as
+        gdb does."""
         t = self.k.threads.get(tid)
-        for b in self.bps.values():
-            if b.kind != "break" or b.addr != addr:
-                continue
-            try:
-                if self.eval(b.cond, t).value:
-                    self._hit = b.num
-                    return True
-            except Exception as e:      # never out of a Unicorn hook
-                self._hit = b.num
-                self._cond_error = f"error in the condition of breakpoint {b.num} ({b.cond}): {e}"
-                return True
-        return False
+        hits = [b.num for b in self._breaks_at(addr) if self._cond_true(b, t)]
+        if hits:
+            self._hits = hits
+        return bool(hits)
+
+    def _cond_true(self, b: Bp, t=None) -> bool:
+        if not b.cond:
+            return True
+        try:
+            return bool(self.eval(b.cond, t).value)
+        except Exception as e:      # never out of a Unicorn hook
+            self._cond_error = f"error in the condition of breakpoint {b.num} ({b.cond}): {e}"
+            return True
 
     def _check_expr(self, text: str) -> None:
         """Syntax and symbols of an expression (registers and memory are not read)."""
@@ -140,29 +161,55 @@ class RunCommands:
     def cmd_awatch(self, arg: str) -> None:
         self.cmd_watch(arg, "awatch")
 
-    def cmd_delete(self, arg: str) -> None:
-        nums = [self._int(a) for a in arg.split()] if arg.strip() else list(self.bps)
+    def _sync(self, bp: Bp) -> None:
+        """The engine's hook for bp's place: there while an enabled one is."""
+        if bp.kind == "break":
+            self._sync_break(bp.addr)
+            return
+        key = (bp.kind, bp.addr, bp.width)
+        if any((b.kind, b.addr, b.width) == key and b.enabled for b in self.bps.values()):
+            self.engine.add_watch(*key)
+        else:
+            self.engine.remove_watch(*key)
+
+    def _numbered(self, arg: str) -> list[Bp]:
+        """The breakpoints numbered in arg (all without numbers); an unknown number: error,
+        before anything is changed."""
+        if not arg.strip():
+            return list(self.bps.values())
+        nums = [self._int(a) for a in arg.split()]
         for n in nums:
-            bp = self.bps.pop(n, None)
-            if bp is None:
+            if n not in self.bps:
                 raise DebugError(f"no breakpoint {n}")
-            if bp.kind == "break":
-                if not any(b.kind == "break" and b.addr == bp.addr for b in self.bps.values()):
-                    self.engine.remove_breakpoint(bp.addr)
-                self._sync_conditions(bp.addr)
-            elif not any((b.kind, b.addr, b.width) == (bp.kind, bp.addr, bp.width)
-                         for b in self.bps.values()):
-                self.engine.remove_watch(bp.kind, bp.addr, bp.width)
+        return [self.bps[n] for n in nums]
+
+    def cmd_delete(self, arg: str) -> None:
+        for bp in self._numbered(arg):
+            if self.bps.pop(bp.num, None) is not None:
+                self._sync(bp)
+
+    def cmd_enable(self, arg: str, on: bool = True) -> None:
+        for bp in self._numbered(arg):
+            if bp.enabled == on:
+                continue
+            bp.enabled = on
+            if on and bp.kind != "break":
+                bp.old = self._watch_value(bp)     # changes are counted from now
+            self._sync(bp)
+
+    def cmd_disable(self, arg: str) -> None:
+        self.cmd_enable(arg, on=False)
 
     def info_breakpoints(self, watch_only: bool = False) -> None:
         rows = [b for b in self.bps.values() if not watch_only or b.kind != "break"]
         if not rows:
             self.say("No breakpoints or watchpoints.")
             return
-        self.say("Num  Type        Address             What")
+        self.say("Num  Type            Disp Enb Address             What")
         for b in rows:
             what = self.where(b.addr) if b.kind == "break" else f"{b.spec} ({_bytes(b.width)})"
-            self.say(f"{b.num:<4} {b.kind if b.kind != 'break' else 'breakpoint':<11} {b.addr:#018x}  {what}")
+            self.say(f"{b.num:<4} {TYPE[b.kind]:<15} {'del' if b.temp else 'keep':<4} "
+                     f"{'y' if b.enabled else 'n'}   {b.addr:#018x}  {what}")
             if b.cond:
                 self.say(f"        stop only if {b.cond}")
             if b.hits:
@@ -184,7 +231,7 @@ class RunCommands:
         the end; report the stop (not a temporary breakpoint's with quiet_temp) and return it."""
         t = self.thread
         while True:
-            self._hit, self._cond_error = None, None
+            self._hits, self._cond_error = None, None
             if t is not None and t.state == "runnable" and self._at_bp(t):
                 stop = self.engine.step(t)       # step off the breakpoint we are stopped at
                 if stop.kind == "step":
@@ -216,8 +263,8 @@ class RunCommands:
         return self._watch_value(bp) != bp.old
 
     def _watch_bp(self, stop):
-        return next((b for b in self.bps.values() if b.kind == stop.watch and b.addr == stop.addr),
-                    None)
+        return next((b for b in self.bps.values()
+                     if b.kind == stop.watch and b.addr == stop.addr and b.enabled), None)
 
     def _watch_value(self, bp: Bp) -> int | None:
         try:
@@ -236,21 +283,31 @@ class RunCommands:
         if stop.tid is not None and stop.tid in k.threads:
             self.thread = k.threads[stop.tid]
         self.goroutine = None
+        label = {"temp": "Temporary breakpoint", "interrupt": "Interrupted (Ctrl-C, SIGINT)",
+                 "step": "Stopped", "signal": f"Signal {stop.sig}"}.get(stop.kind)
+        if stop.kind == "breakpoint":
+            label = self._count_hits(stop)
         if self._cond_error:
             self.say(f"error: {self._cond_error}")
         if stop.kind == "watch":
             self._report_watch(stop)
-        label = {"temp": "Temporary breakpoint", "interrupt": "Interrupted (Ctrl-C, SIGINT)",
-                 "step": "Stopped", "signal": f"Signal {stop.sig}"}.get(stop.kind)
-        if stop.kind == "breakpoint":
-            num = self._hit or next((n for n, b in self.bps.items()
-                                     if b.kind == "break" and b.addr == stop.addr and not b.cond), None)
-            if num in self.bps:
-                self.bps[num].hits += 1
-            label = f"Breakpoint {num if num is not None else '?'}"
-        elif stop.kind == "watch":
             label = "Stopped"
         self.say(f"{label}, {self._here()}")
+
+    def _count_hits(self, stop) -> str:
+        """A breakpoint stop counts for every enabled breakpoint there whose condition holds
+        (evaluated in the hook, or now when an unconditional one made the stop); a temporary
+        one is deleted. The label names the first, as gdb."""
+        if self._hits is not None:
+            hit = [self.bps[n] for n in self._hits if n in self.bps]
+        else:
+            hit = [b for b in self._breaks_at(stop.addr) if self._cond_true(b, self.thread)]
+        for b in hit:
+            b.hits += 1
+            if b.temp:
+                del self.bps[b.num]
+                self._sync(b)
+        return f"{_label(hit[0])} {hit[0].num}" if hit else "Breakpoint ?"
 
     def _here(self) -> str:
         pc = self.reg(RIP)
@@ -275,8 +332,8 @@ class RunCommands:
             self.say(f"accessed by {stop.pc:#x}: {self.where(stop.pc)}    {self._insn_text(stop.pc)}")
         bp.old = new
 
-    def _run_to(self, addr: int, quiet: bool = False, cond=None):
-        self.engine.set_temp(addr, self.thread.tid, cond)
+    def _run_to(self, addr: int, quiet: bool = False, cond=None, any_thread: bool = False):
+        self.engine.set_temp(addr, None if any_thread else self.thread.tid, cond)
         return self._resume(quiet_temp=quiet)
 
     def cmd_run(self, arg: str) -> None:
@@ -307,7 +364,7 @@ class RunCommands:
                 if self._run_to(pc + insn.size, quiet=True).kind != "temp":
                     return
                 continue
-            self._hit, self._cond_error = None, None
+            self._hits, self._cond_error = None, None
             stop = self.engine.step(t)
             if stop.kind not in ("step",):
                 if stop.kind == "watch" and not self._watch_changed(stop):
@@ -327,18 +384,47 @@ class RunCommands:
     def cmd_finish(self, arg: str) -> None:
         """Run to the caller's return address on this thread, and on until the frame is really
         gone (a recursive call returning there does not count). Depth is measured from the
-        top of the goroutine's stack (g.stack.hi - sp), which copystack preserves."""
+        top of the goroutine's stack (g.stack.hi - sp), which copystack preserves. Then the
+        results, read as goemu trace --ret reads them (goemu.traceargs: the binary's ABI)."""
         self._need_thread()
         self.goroutine = None
         depth = self._stack_depth()
-        frames = self.syms.unwind(self.view.u64, self.reg(RIP), self.reg(RSP), 2)
+        # physical frames: an inlined call has no return of its own
+        frames = self.syms.frames(self.view.u64, self.reg(RIP), self.reg(RSP), 2, inline=False)
         if len(frames) < 2:
             raise DebugError("no caller frame to return to")
-        self.say(f"Run till exit from {frames[0].func}")
+        func = frames[0].func
+        self.say(f"Run till exit from {func}")
         t = self.thread
-        stop = self._run_to(frames[1].pc, quiet=True, cond=lambda: self._stack_depth(t) < depth)
+        g = self.view.current_g(t)
+        # the goroutine's frame, on whichever thread it returns (a call that parks may resume
+        # on another M); without a g (no TLS yet), this thread's
+        def gone() -> bool:
+            cur = self.k.current
+            if (self.view.current_g(cur) != g) if g else (cur is not t):
+                return False
+            return self._stack_depth(cur) < depth
+        stop = self._run_to(frames[1].pc, quiet=True, cond=gone, any_thread=bool(g))
         if stop.kind == "temp":         # else reported: a breakpoint, watchpoint, Ctrl-C, the end
             self.say(f"Returned, {self._here()}")
+            self._say_results(func)
+
+    def _say_results(self, func: str | None) -> None:
+        if self._sigs is None:
+            from .traceargs import Signatures
+            self._sigs = Signatures(self.syms)
+        sig = self._sigs.get(func) if func else None
+        if sig is None:
+            self.say(f"(no DWARF signature for {func}: results unknown)")
+            return
+        if not sig.results:
+            return
+        from .traceargs import show_value
+        t = self.thread
+        vals = self._sigs.results_after_return(sig, lambda r: self.k.get_reg(t, r), self.reg(RSP),
+                                               self.view.read,
+                                               lambda typ, words: show_value(self.view, typ, words))
+        self.say("Value returned: " + " ".join(f"{v['name']}={v['value']}" for v in vals))
 
     def _stack_depth(self, t=None) -> int:
         t = t or self.thread
@@ -350,6 +436,10 @@ class RunCommands:
     def _insn_text(self, pc: int) -> str:
         insn = next(self.md.disasm(self.view.read(pc, 16), pc), None)
         return f"{insn.mnemonic} {insn.op_str}".strip() if insn else "(bad)"
+
+
+def _label(bp: Bp) -> str:
+    return "Temporary breakpoint" if bp.temp else "Breakpoint"
 
 
 def _bytes(n: int) -> str:

@@ -91,7 +91,8 @@ class Engine:
             return
         tid = self.k.current.tid
         if kind == "temp":
-            if self.temp is None or self.temp[0] != address or self.temp[1] != tid:
+            if self.temp is None or self.temp[0] != address or \
+                    self.temp[1] is not None and self.temp[1] != tid:
                 return
             if self.temp_cond is not None and not self.temp_cond():
                 return
@@ -131,9 +132,10 @@ class Engine:
         self._del_hook(h, addr, addr)
         return True
 
-    def set_temp(self, addr: int, tid: int, cond=None) -> None:
-        """A breakpoint for one thread only (nexti over a call, finish), stopping only when
-        cond() holds if given (finish: the frame is gone, not a recursive call's)."""
+    def set_temp(self, addr: int, tid: int | None, cond=None) -> None:
+        """A run-to point for one thread only (nexti over a call), or for any thread with tid
+        None (finish follows a goroutine, which may come back on another thread), stopping
+        only when cond() holds if given (finish: the frame is gone, not a recursive call's)."""
         self.clear_temp()
         self.temp = (addr, tid, self._code_hook(addr, addr, "temp"))
         self.temp_cond = cond

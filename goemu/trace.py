@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import struct
 import sys
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -34,7 +33,7 @@ from .cpu import RIP, RSP
 from .gotypes import Layouts
 from .runtime_view import RuntimeView
 from .symbols import Symbols
-from .traceargs import Signatures
+from .traceargs import Signatures, show_value
 
 GPRS = [("rax", X.UC_X86_REG_RAX), ("rbx", X.UC_X86_REG_RBX), ("rcx", X.UC_X86_REG_RCX),
         ("rdx", X.UC_X86_REG_RDX), ("rsi", X.UC_X86_REG_RSI), ("rdi", X.UC_X86_REG_RDI),
@@ -284,53 +283,7 @@ class Tracer:
 
     # ---- values ------------------------------------------------------------------------
     def show(self, t, words: list[int]) -> str:
-        """A Go value as text: runtime pointers by their ids, func values by name."""
-        if not words:
-            return "{}"
-        w0 = words[0]
-        kind = t.kind
-        if kind == "bool":
-            return "true" if w0 & 0xFF else "false"
-        if kind == "int":
-            bits = 8 * min(t.size, 8)
-            return str(w0 - (1 << bits) if w0 >> (bits - 1) & 1 else w0)
-        if kind == "uint":
-            if t.name == "runtime.waitReason":
-                return f"{w0} ({self.layouts.waitreason_name(w0)})"
-            return str(w0)
-        if kind == "uintptr":
-            return str(w0) if w0 < 1 << 32 else hex(w0)     # sizes in decimal, addresses in hex
-        if kind == "float":
-            fmt, n = ("<f", 4) if t.size == 4 else ("<d", 8)
-            return repr(struct.unpack(fmt, w0.to_bytes(8, "little")[:n])[0])
-        if kind == "func":
-            if not w0:
-                return "nil"
-            hit = self.syms.lookup(self.view.u64(w0))
-            return hit[0] if hit else hex(w0)
-        if kind == "ptr":
-            if not w0:
-                return "nil"
-            if t.name == "*runtime.g":
-                goid = self.view.goid_of(w0)
-                return f"G{goid}" if goid else f"g@{w0:#x}"     # g0s, gsignal, a new g
-            if t.name == "*runtime.funcval":
-                hit = self.syms.lookup(self.view.u64(w0))
-                return hit[0] if hit else hex(w0)
-            if t.name == "*runtime.m":
-                return f"M{self.view.field('m', w0, 'id', signed=True)}"
-            if t.name == "*runtime.p":
-                return f"P{self.view.field('p', w0, 'id', signed=True)}"
-            return hex(w0)
-        if kind == "string" and len(words) >= 2:
-            n = words[1]
-            raw = self.view.read(w0, min(n, 40)) if w0 and n < 1 << 30 else b""
-            return json.dumps(raw.decode("utf-8", "replace") + ("..." if n > 40 else ""))
-        if t.name == "runtime.gList":        # netpoll's result: the goroutines made ready
-            return f"gList(head={'G' + str(self.view.goid_of(w0)) if w0 else 'nil'})"
-        if kind == "slice" and len(words) >= 3:
-            return f"{t.name}(len={words[1]}, cap={words[2]})"
-        return "{" + ", ".join(hex(v) for v in words) + "}"
+        return show_value(self.view, t, words)
 
     # ---- --step ---------------------------------------------------------------------
     def do_steps(self) -> None:

@@ -17,7 +17,9 @@ points to (``runtime.sysmon``), strings quoted, slices by length and capacity.
 """
 from __future__ import annotations
 
+import json
 import re
+import struct
 from typing import Callable, NamedTuple, Optional
 
 from unicorn import x86_const as X
@@ -221,5 +223,66 @@ class Signatures:
             out.append({"name": p.name, "type": p.type.name, "value": show(p.type, words)})
         return out
 
+    def results_after_return(self, sig: Signature, reg: Callable[[int], int], sp: int,
+                             read: Callable[[int, int], bytes],
+                             show: Callable[[GoType, list], str]) -> list[dict]:
+        """The results of a call that has just returned (goemu debug's finish): at the return
+        address the registers are the RET's and SP is 8 above the RET's."""
+        return self.values(sig, "results", reg, sp - 8, read, show)
+
     def _stack_end(self, params: list, regabi: bool) -> int:
         return self._place(params, regabi, 0)[1]
+
+
+def show_value(view, t, words: list[int]) -> str:
+    """A Go value of type t from its words, as text (view: a goemu.runtime_view.RuntimeView):
+    runtime pointers by their ids, func values by name, strings quoted. goemu trace --args and
+    goemu debug's finish both show values with it."""
+    if not words:
+        return "{}"
+    w0 = words[0]
+    kind = t.kind
+    if kind == "bool":
+        return "true" if w0 & 0xFF else "false"
+    if kind == "int":
+        bits = 8 * min(t.size, 8)
+        return str(w0 - (1 << bits) if w0 >> (bits - 1) & 1 else w0)
+    if kind == "uint":
+        if t.name == "runtime.waitReason":
+            return f"{w0} ({view.lay.waitreason_name(w0)})"
+        return str(w0)
+    if kind == "uintptr":
+        return str(w0) if w0 < 1 << 32 else hex(w0)     # sizes in decimal, addresses in hex
+    if kind == "float":
+        fmt, n = ("<f", 4) if t.size == 4 else ("<d", 8)
+        return repr(struct.unpack(fmt, w0.to_bytes(8, "little")[:n])[0])
+    if kind == "func":
+        if not w0:
+            return "nil"
+        hit = view.syms.lookup(view.u64(w0))
+        return hit[0] if hit else hex(w0)
+    if kind == "ptr":
+        if not w0:
+            return "nil"
+        if t.name == "*runtime.g":
+            goid = view.goid_of(w0)
+            return f"G{goid}" if goid else f"g@{w0:#x}"     # g0s, gsignal, a new g
+        if t.name == "*runtime.funcval":
+            hit = view.syms.lookup(view.u64(w0))
+            return hit[0] if hit else hex(w0)
+        if t.name == "*runtime.m":
+            return f"M{view.field('m', w0, 'id', signed=True)}"
+        if t.name == "*runtime.p":
+            return f"P{view.field('p', w0, 'id', signed=True)}"
+        return hex(w0)
+    if kind == "string" and len(words) >= 2:
+        n = words[1]
+        raw = view.read(w0, min(n, 40)) if w0 and n < 1 << 30 else b""
+        return json.dumps(raw.decode("utf-8", "replace") + ("..." if n > 40 else ""))
+    if t.name == "runtime.gList":        # netpoll's result: the goroutines made ready
+        return f"gList(head={'G' + str(view.goid_of(w0)) if w0 else 'nil'})"
+    if kind == "slice" and len(words) >= 3:
+        return f"{t.name}(len={words[1]}, cap={words[2]})"
+    if kind == "interface" and not any(words):
+        return "nil"
+    return "{" + ", ".join(hex(v) for v in words) + "}"

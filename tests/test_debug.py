@@ -1,5 +1,6 @@
 """goemu debug sessions on real binaries: Ctrl-C, help, Enter repeating, readline, expressions,
-conditional breakpoints, watchpoints, goroutines, sched and print of runtime structures.
+conditional, temporary and disabled breakpoints, watchpoints, finish and its results,
+goroutines, sched, print of runtime structures, and how a program killed by a signal ends.
 
 Every observation is checked against something independent: the program's own output (its
 traceback, its printed sums), register values, the instruction at a reported pc, or another
@@ -389,7 +390,8 @@ BAD = ["print (1+", "print nosuch.symbol", "print $nosuch", "print $7", "print 1
        "print G 424242", "x", "x/s 0", "x/zz $rsp", "x/0xg $rsp", "x/99999xb $rsp", "x/4xg 0xdeadbeef0000",
        "x/i 0", "disas 0x10", "break", "break *", "break nosuch.go:12", "break main.main if (",
        "break main.main if $nosuch == 1", "condition", "condition 99 $rax", "condition x",
-       "delete 99", "delete x", "watch", "watch 5", "watch -l", "watch *0", "rwatch $rax",
+       "delete 99", "delete x", "tbreak", "tbreak nosuch.go:3", "enable 99", "disable x",
+       "watch", "watch 5", "watch -l", "watch *0", "rwatch $rax",
        "thread", "thread abc", "thread 99999", "goroutine abc", "goroutine 99999 bt",
        "goroutine 1 foo", "info", "info nosuch", "info symbol", "help nosuch", "bogus",
        "stepi x", "nexti 1 2", "bt x", "regs/x", "x/s", "print/q 1", "'unbalanced"]
@@ -441,6 +443,7 @@ def test_finish_returns_from_this_frame_not_a_recursive_one(tmp_path):
     assert re.search(r"^Returned, tid \d+ \(M\d+ P\d+ G1\) at 0x[0-9a-f]+: main\.depth\+", out, re.M)
     vals = re.findall(r"^\$\d+ = (\d+)", out, re.M)
     assert vals[2] == "99990"
+    assert "Value returned: ~r0=99990\n" in out     # the result finish read is rax's
     assert vals[1] != vals[3]            # g.stack.hi moved: copystack ran during the finish
 
 
@@ -459,3 +462,108 @@ def test_stripped_binary_uses_the_builtin_layouts(tmp_path):
     assert a["print $goid"].strip() == "$1 = 1"
     for cmd in ("goroutines", "sched", "print sched"):
         assert a[cmd].startswith("error: ") and "stripped" in a[cmd] and a[cmd].count("\n") == 1
+
+
+def test_tbreak_disable_enable_and_info_breakpoints(tmp_path):
+    # workers calls main.spin(id) once per worker, ids 0-3 (rax under Go 1.19's register ABI)
+    p, out = session(tmp_path, go119("workers"),
+                     "break main.main\ndisable 1\ntbreak main.spin\nbreak main.spin\ndisable 3\n"
+                     "info symbol main.spin\ninfo breakpoints\nrun\nprint $rax\ninfo watchpoints\n"
+                     "info break\nenable 3\ncontinue\nprint $rax\ndisable\ncontinue\n"
+                     "info breakpoints\nenable 9\n")
+    assert p.returncode == 0
+    a = answers(out)
+    spin = int(re.match(r"(0x[0-9a-f]+) is main\.spin\+0x0", a["info symbol main.spin"]).group(1), 16)
+    assert a["tbreak main.spin"].strip() == f"Temporary breakpoint 2 at {spin:#x}: main.spin+0x0 main.go:20"
+    rows = a["info breakpoints"].splitlines()
+    assert rows[0].split() == ["Num", "Type", "Disp", "Enb", "Address", "What"]
+    assert rows[1].split()[:5] == ["1", "breakpoint", "keep", "n", f"{int(a['break main.main'].split()[3][:-1], 16):#018x}"]
+    assert rows[2].split() == ["2", "breakpoint", "del", "y", f"{spin:#018x}", "main.spin+0x0", "main.go:20"]
+    assert rows[3].split() == ["3", "breakpoint", "keep", "n", f"{spin:#018x}", "main.spin+0x0", "main.go:20"]
+    # the disabled breakpoint on main.main never stopped the program: the temporary one did,
+    # once, and is gone
+    first = a["run"].splitlines()[-1]
+    assert re.match(r"Temporary breakpoint 2, tid \d+ \(M\d+ P\d+ G\d+\) at "
+                    rf"{spin:#x}: main\.spin\+0x0", first), a["run"]
+    assert "Breakpoint 1," not in out and out.count("Temporary breakpoint 2,") == 1
+    assert a["info watchpoints"].strip() == "No breakpoints or watchpoints."
+    rows = a["info break"].splitlines()
+    assert [r.split()[0] for r in rows[1:]] == ["1", "3"] and "hit" not in a["info break"]
+    # breakpoint 3 enabled: the next call of spin, another worker, stops there
+    assert re.search(rf"^Breakpoint 3, tid \d+ .* at {spin:#x}: main\.spin\+0x0", a["continue"], re.M)
+    ids = re.findall(r"^\$\d+ = (\d+)$", out, re.M)
+    assert len(ids) == 2 and ids[0] != ids[1] and {ids[0], ids[1]} <= {"0", "1", "2", "3"}
+    # all disabled: the two remaining calls do not stop; the program's own result is whole
+    assert out.count("Breakpoint 3,") == 1 and "total 2400240000" in out
+    assert out.count("[process exited with status 0]") == 1
+    final = answers(out.split("(goemu) disable\n", 1)[1])["info breakpoints"]
+    assert re.search(r"^1 +breakpoint +keep n .*\n3 +breakpoint +keep n .*main\.spin\+0x0 main\.go:20\n"
+                     r" +hit 1 time$", final, re.M), final
+    assert a["enable 9"].strip() == "error: no breakpoint 9"
+
+
+def test_finish_prints_the_values_returned(tmp_path):
+    # Go 1.19, register ABI: main.spin(2) returns the sum workers prints as "worker 2 sum N";
+    # the call parks and resumes three times (perhaps on other Ms): finish follows goroutine
+    p, out = session(tmp_path, go119("workers"),
+                     "break main.spin if $rax == 2\nrun\ndelete\nfinish\nprint $rax\ncontinue\n")
+    assert p.returncode == 0
+    a = answers(out)
+    goid = re.search(r"^Breakpoint 1, tid \d+ \(M\d+ P\d+ G(\d+)\)", a["run"], re.M).group(1)
+    fin = a["finish"].splitlines()
+    assert fin[0] == "Run till exit from main.spin"
+    assert re.match(rf"Returned, tid \d+ \(M\d+ P\d+ G{goid}\) at 0x[0-9a-f]+: main\.main\.func1\+", fin[1])
+    printed = re.search(r"^worker 2 sum (\d+)$", out, re.M).group(1)
+    assert fin[2] == f"Value returned: ~r0={printed}"
+    assert a["print $rax"].startswith(f"$1 = {printed} ")
+    # Go 1.14, stack ABI: os.(*File).Write(b) returns n, err after the results' stack slots;
+    # esbuild --version writes "0.5.26\n" (7 bytes) to stderr with one Write
+    p, out = session(tmp_path, esbuild("0.5.26"),
+                     "break os.(*File).Write\nrun\nfinish\ncontinue\n", "--version")
+    assert p.returncode == 0
+    err = p.stderr.decode()
+    assert err == "0.5.26\n"
+    fin = answers(out)["finish"].splitlines()
+    assert fin[0] == "Run till exit from os.(*File).Write"
+    assert re.match(r"Returned, tid \d+ \(M\d+ P\d+ G1\) at 0x[0-9a-f]+: fmt\.Fprintf\+", fin[1])
+    assert fin[2] == f"Value returned: n={len(err)} err=nil"
+
+
+def test_a_program_killed_by_a_signal_kills_goemu_debug(tmp_path):
+    """As goemu run: the guest's signal death is goemu's (the native run is the oracle); a Go
+    panic is an exit with status 2, not a signal death."""
+    native = subprocess.run([str(go119("nilderef"))], capture_output=True)
+    assert native.returncode == 2
+    p, out = session(tmp_path, go119("nilderef"), "run\n")
+    assert p.returncode == native.returncode
+    assert "[process exited with status 2]" in out and "before" in out
+    assert p.stderr.decode().startswith("panic: runtime error: invalid memory address or nil pointer")
+    # selfsignal nonotify has no handler for SIGTERM: the Go runtime re-raises it with SIG_DFL
+    results = []
+    for argv in ([str(go119("selfsignal")), "nonotify"], None):
+        if argv is None:
+            s = Live(go119("selfsignal"), "nonotify")
+            try:
+                s.until(lambda l: l.startswith("goemu debug:"))
+                s.send("run\n")
+                s.until(lambda l: l == "ready\n")
+                s.p.send_signal(signal.SIGTERM)
+                s.until(lambda l: l.startswith("[process exited"))
+                s.send("info symbol main.main\n")        # the session goes on, then ends
+                s.until(lambda l: " is main.main+0x0" in l)
+                s.p.stdin.close()
+                results.append(s.p.wait(30))
+                err = s.p.stderr.read()
+            finally:
+                if s.p.poll() is None:
+                    s.p.kill()
+                    s.p.wait()
+            assert "[process exited killed by signal 15]\n" in s.seen
+            assert err == "goemu: guest terminated by SIGTERM: Terminated\n"
+        else:
+            n = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+            assert n.stdout.readline() == "ready\n"
+            n.send_signal(signal.SIGTERM)
+            n.stdout.read()
+            results.append(n.wait(30))
+    assert results == [-signal.SIGTERM, -signal.SIGTERM]
