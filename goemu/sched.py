@@ -126,7 +126,15 @@ class Scheduler:
                 continue
             value = w.poll()
             if value is not None:
+                # The poll did the syscall's work (epoll_wait harvested its events, a read took
+                # the data): the thread runs next, as a woken thread returns at once on Linux.
+                # Behind other threads, an epoll_wait's events could go stale before Go's
+                # netpoll reads them (a pollDesc closed and reused meanwhile: Go 1.19 then
+                # marks the new fd "not pollable"; os TestReadNonblockingFd failed 1 in 3).
                 self.wake(t, value)
+                if self.runq and self.runq[-1] is t:
+                    self.runq.pop()
+                    self.runq.appendleft(t)
 
     def next_deadline(self) -> int | None:
         while self.timers:
