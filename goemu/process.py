@@ -207,18 +207,18 @@ def _exec_state(fd_map: dict[int, int], sigmask: int, ignored: list[int], keep: 
         try:
             signal.signal(sig, signal.SIG_IGN if sig in ignored else signal.SIG_DFL)
         except (OSError, ValueError):
-            _raw_disposition(sig, sig in ignored)
+            raw_disposition(sig, sig in ignored)
     signal.pthread_sigmask(signal.SIG_SETMASK, [s for s in range(1, 65) if sigmask >> (s - 1) & 1
                                                 and s not in (9, 19)])
 
 
-def _raw_disposition(sig: int, ignore: bool) -> None:
+def raw_disposition(sig: int, ignore: bool) -> None:
     """rt_sigaction straight to the kernel, for the signals glibc refuses to touch (32, 33): a
     host process must start with exactly the guest's SIG_IGN set."""
     if sig in (signal.SIGKILL, signal.SIGSTOP):
         return
     act = (ctypes.c_ulong * 4)(1 if ignore else 0, 0, 0, 0)   # handler, flags, restorer, mask
-    ctypes.CDLL(None).syscall(13, sig, ctypes.byref(act), None, 8)
+    _LIBC.syscall(13, sig, ctypes.byref(act), None, 8)
 
 
 def exec_self(path: bytes, argv: list[bytes], envp: list[bytes], fd_map: dict[int, int], sigmask: int,

@@ -61,9 +61,11 @@ class Scheduler:
         if wait.poll is not None:
             self.pollers.add(t)
 
-    def wake(self, t: Thread, result: int | None, waker: Thread | None = None) -> None:
+    def wake(self, t: Thread, result: int | None, waker: Thread | None = None,
+             first: bool = False) -> None:
         """End t's wait; RAX gets `result` (None: leave registers alone). A running `waker`
-        (futex wake) is preempted by a wakee far enough behind it in CPU time."""
+        (futex wake) is preempted by a wakee far enough behind it in CPU time; `first`: t
+        runs next."""
         if t.state != BLOCKED:
             return
         w = t.wait
@@ -77,7 +79,10 @@ class Scheduler:
                 self.k.strace.resumed(t, w.nr, result)
         t.state = RUNNABLE
         if waker is None or waker.state != RUNNABLE or waker is t:
-            self.runq.append(t)
+            if first:
+                self.runq.appendleft(t)
+            else:
+                self.runq.append(t)
             return
         t.vruntime = max(t.vruntime, waker.vruntime - self.sleeper_credit)
         if waker.vruntime - t.vruntime > self.wakeup_gran and self.k.stop_reason is None:
@@ -131,10 +136,7 @@ class Scheduler:
                 # Behind other threads, an epoll_wait's events could go stale before Go's
                 # netpoll reads them (a pollDesc closed and reused meanwhile: Go 1.19 then
                 # marks the new fd "not pollable"; os TestReadNonblockingFd failed 1 in 3).
-                self.wake(t, value)
-                if self.runq and self.runq[-1] is t:
-                    self.runq.pop()
-                    self.runq.appendleft(t)
+                self.wake(t, value, first=True)
 
     def next_deadline(self) -> int | None:
         while self.timers:

@@ -11,15 +11,14 @@ import ctypes
 import os
 import sys
 
+from goemu.process import raw_disposition
+
 
 def reset() -> None:
-    libc = ctypes.CDLL(None)
-    act = (ctypes.c_ulong * 4)(0, 0, 0, 0)     # SIG_DFL, no flags, no restorer, empty mask
     for sig in range(1, 65):
-        if sig not in (9, 19):
-            libc.syscall(13, sig, ctypes.byref(act), None, 8)
+        raw_disposition(sig, ignore=False)
     empty = ctypes.c_ulong(0)
-    libc.syscall(14, 2, ctypes.byref(empty), None, 8)   # rt_sigprocmask(SIG_SETMASK, {})
+    ctypes.CDLL(None).syscall(14, 2, ctypes.byref(empty), None, 8)   # rt_sigprocmask(SIG_SETMASK, {})
 
 
 if __name__ == "__main__":

@@ -37,11 +37,11 @@ def test_procself_matches_native(mode, tmp_path):
 
 def _ignore_32_and_hup():
     """What some process managers (and CI runners) hand their children: real-time signal 32, which
-    glibc and Python's signal module refuse to touch, ignored; set with a raw rt_sigaction."""
-    import ctypes
-    act = (ctypes.c_ulong * 4)(1, 0, 0, 0)    # SIG_IGN, flags, restorer, mask
-    ctypes.CDLL(None).syscall(13, 32, ctypes.byref(act), None, 8)
+    glibc and Python's signal module refuse to touch, ignored (a raw rt_sigaction), and SIGHUP."""
     import signal as host
+
+    from goemu.process import raw_disposition
+    raw_disposition(32, ignore=True)
     host.signal(host.SIGHUP, host.SIG_IGN)
 
 
