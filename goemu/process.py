@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import errno as host_errno
 import os
+import resource
 import signal
 import stat
 import struct
@@ -182,7 +183,6 @@ def _exec_state(fd_map: dict[int, int], sigmask: int, ignored: list[int], keep: 
     mask is the guest thread's, and the resource limits goemu lifted for itself (RLIMIT_AS,
     RLIMIT_NOFILE: goemu/hostlimits.py) are the guest's again, as the program inherits them."""
     if rlimits:
-        import resource
         for res, (soft, hard) in rlimits.items():
             inf = resource.RLIM_INFINITY
             try:
